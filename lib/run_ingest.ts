@@ -1,0 +1,254 @@
+/**
+ * One ingest run from start to finish: check the inputs, prove the token, plan the work, send it,
+ * checkpoint, and summarise. Returns the process exit code.
+ *
+ * @module
+ */
+
+import { basename } from "node:path";
+import { UsageError } from "./errors.ts";
+import { openUrlList, readUrlEntries } from "./url_list.ts";
+import { DownloadStore, openDatabase } from "./store.ts";
+import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
+import { keyUnderPrefix } from "./object_key.ts";
+import { preflight, type WorkerEndpoint } from "./worker_client.ts";
+import type { RetryPolicy } from "./retry_policy.ts";
+import { ingest, type RunCounters } from "./ingest.ts";
+import { type CheckpointResult, CheckpointScheduler, runCheckpoint } from "./checkpoint.ts";
+import { formatDuration, ProgressDisplay } from "./progress.ts";
+
+/** Exit codes, as the README documents them. */
+export const EXIT = {
+  ok: 0,
+  someFailed: 1,
+  usage: 2,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+/** Everything the ingest command was told. */
+export interface IngestCommandOptions {
+  urls: string;
+  datasetId: string;
+  workerUrl: string;
+  authToken: string;
+  db: string;
+  keyPrefix: string;
+  out: string;
+  concurrency: number;
+  timeoutSeconds: number;
+  policy: RetryPolicy;
+  resume: boolean;
+  forceRefresh: boolean;
+  graceSeconds: number;
+  onKeyCollision: KeyCollisionMode;
+  logIntervalSeconds: number;
+}
+
+/** Where the run's text goes. */
+export interface Output {
+  /** Progress and warnings. */
+  err: (text: string) => void;
+  /** The summary. */
+  out: (text: string) => void;
+  /** Whether `err` is a terminal. */
+  errIsTerminal: boolean;
+}
+
+/** Collision groups shown when refusing to start. */
+const SHOWN_GROUPS = 5;
+
+/** Runs the ingest command; returns the exit code. Throws {@link UsageError} for bad input. */
+export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
+  const stream = await openUrlList(options.urls);
+  const db = openDatabase(options.db);
+  try {
+    const store = new DownloadStore(db);
+    const endpoint: WorkerEndpoint = {
+      url: options.workerUrl,
+      authToken: options.authToken,
+      timeoutMs: options.timeoutSeconds * 1000,
+    };
+    await preflight(endpoint);
+    const workSet = await WorkSet.load(db, readUrlEntries(stream, `--urls ${options.urls}`));
+    const plan = workSet.plan({
+      datasetId: options.datasetId,
+      resume: options.resume,
+      forceRefresh: options.forceRefresh,
+      onKeyCollision: options.onKeyCollision,
+    });
+    if (options.onKeyCollision === "refuse" && plan.collisions.length > 0) {
+      throw new UsageError(describeCollisions(plan, options.keyPrefix));
+    }
+    const now = new Date().toISOString();
+    store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
+      url,
+      dataset_id: options.datasetId,
+      status: "skipped",
+      http_status: null,
+      etag: null,
+      error: reason,
+      started_at: now,
+      finished_at: now,
+      multipart_part_size: null,
+      multipart_number_parts: null,
+    })));
+    return await send(options, output, store, workSet, plan, endpoint);
+  } finally {
+    db.close();
+  }
+}
+
+function describeCollisions(plan: WorkPlan, keyPrefix: string): string {
+  const shown = plan.collisions.slice(0, SHOWN_GROUPS).map((group) =>
+    `${keyUnderPrefix(keyPrefix, group.name)} <- ${group.urls.slice(0, 3).join(", ")}${
+      group.urls.length > 3 ? `, … (${group.urls.length} URLs)` : ""
+    }`
+  ).join("; ");
+  return `${plan.collisions.length} object key(s) would be written by more than one URL, ` +
+    `so later downloads would overwrite earlier ones: ${shown}. ` +
+    `Use --on-key-collision=skip to send only the first URL of each, or =allow to overwrite`;
+}
+
+async function send(
+  options: IngestCommandOptions,
+  output: Output,
+  store: DownloadStore,
+  workSet: WorkSet,
+  plan: WorkPlan,
+  endpoint: WorkerEndpoint,
+): Promise<number> {
+  const counters: RunCounters = {
+    total: plan.toSend,
+    success: 0,
+    failed: 0,
+    inFlight: 0,
+    retryWaiting: 0,
+    retries: 0,
+    bytes: 0,
+  };
+  const parquetPath = `${options.out}.parquet`;
+  const uploadKey = keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`);
+  const progress = new ProgressDisplay(counters, {
+    write: output.err,
+    tty: output.errIsTerminal,
+    logIntervalMs: options.logIntervalSeconds * 1000,
+  });
+  const checkpoints = new CheckpointScheduler(
+    () =>
+      runCheckpoint(store, {
+        path: parquetPath,
+        upload: { endpoint, key: uploadKey, policy: options.policy },
+      }),
+    (result) => {
+      if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
+      else if (result.upload?.ok === false) {
+        progress.log(`checkpoint upload to ${uploadKey} failed: ${result.upload.error}`);
+      }
+    },
+  );
+
+  const graceful = new AbortController();
+  const immediate = new AbortController();
+  let signalName: "SIGINT" | "SIGTERM" | null = null;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+    if (signalName === null) {
+      signalName = name;
+      progress.log(
+        `${name}: finishing ${counters.inFlight} request(s) in flight (up to ${options.graceSeconds} s); ` +
+          `send it again to abort them`,
+      );
+      graceful.abort();
+      graceTimer = setTimeout(() => immediate.abort(), options.graceSeconds * 1000);
+    } else {
+      progress.log(`${name}: aborting ${counters.inFlight} request(s) in flight`);
+      immediate.abort();
+    }
+  };
+  const handlers = listenForSignals(onSignal);
+  const started = performance.now();
+  let end;
+  try {
+    end = await ingest(
+      workSet.pending(),
+      store,
+      {
+        datasetId: options.datasetId,
+        keyPrefix: options.keyPrefix,
+        endpoint,
+        concurrency: options.concurrency,
+        policy: options.policy,
+      },
+      counters,
+      { graceful: graceful.signal, immediate: immediate.signal },
+      {
+        onCheckpointDue: () => checkpoints.request(),
+        onWarning: (message) => progress.log(message),
+      },
+    );
+  } finally {
+    clearTimeout(graceTimer);
+    unlistenForSignals(handlers);
+  }
+  const final = await checkpoints.finish();
+  progress.stop();
+  const wallSeconds = (performance.now() - started) / 1000;
+  output.out(formatSummary(plan, counters, wallSeconds, parquetPath, final));
+  if (end === "token-rejected") {
+    output.err("the worker rejected the token (401) mid-run; fix the token and re-run to resume\n");
+    return EXIT.usage;
+  }
+  if (signalName !== null) return signalName === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
+  const finalFailed = final instanceof Error || final.upload?.ok === false;
+  return counters.failed > 0 || finalFailed ? EXIT.someFailed : EXIT.ok;
+}
+
+type SignalHandlers = [Deno.Signal, () => void][];
+
+function listenForSignals(handler: (name: "SIGINT" | "SIGTERM") => () => void): SignalHandlers {
+  const handlers: SignalHandlers = [];
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    const listener = handler(name);
+    try {
+      Deno.addSignalListener(name, listener);
+      handlers.push([name, listener]);
+    } catch {
+      // Windows has no SIGTERM listener; SIGINT (Ctrl-C) still works there.
+    }
+  }
+  return handlers;
+}
+
+function unlistenForSignals(handlers: SignalHandlers): void {
+  for (const [name, listener] of handlers) Deno.removeSignalListener(name, listener);
+}
+
+function formatSummary(
+  plan: WorkPlan,
+  counters: RunCounters,
+  wallSeconds: number,
+  parquetPath: string,
+  final: CheckpointResult | Error,
+): string {
+  const skipped = plan.invalid.length + plan.collisionSkipped.length;
+  const lines = [
+    `listed ${plan.listed} URL(s) (${plan.duplicates} duplicate line(s) ignored), ` +
+    `${plan.alreadyDone} already archived`,
+    `this run: ${counters.success} success, ${counters.failed} failed, ${skipped} skipped, ` +
+    `${counters.total - counters.success - counters.failed} not attempted ` +
+    `in ${formatDuration(wallSeconds)}`,
+  ];
+  if (final instanceof Error) lines.push(`parquet: export failed: ${final.message}`);
+  else {
+    lines.push(`parquet: ${parquetPath} (${final.rows} rows)`);
+    if (final.upload !== null) {
+      lines.push(
+        final.upload.ok
+          ? `parquet upload: ok`
+          : `parquet upload: FAILED after ${final.upload.attempts} attempt(s): ${final.upload.error}`,
+      );
+    }
+  }
+  return lines.join("\n") + "\n";
+}

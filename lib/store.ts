@@ -1,0 +1,153 @@
+/**
+ * The SQLite state file: the `downloads` table exactly as the Python original defined it, so its
+ * databases open and resume unchanged. One row per URL, upserted; the row holds the last attempt.
+ *
+ * @module
+ */
+
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { UsageError } from "./errors.ts";
+
+/** The Python original's DDL, verbatim: existing users' databases have exactly this shape. */
+export const DOWNLOADS_DDL = `
+CREATE TABLE IF NOT EXISTS downloads (
+    url TEXT PRIMARY KEY,
+    dataset_id TEXT NOT NULL,
+    status TEXT NOT NULL,          -- success | failed | skipped
+    http_status INTEGER,
+    etag TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    multipart_part_size INTEGER,
+    multipart_number_parts INTEGER
+);
+CREATE INDEX IF NOT EXISTS ix_downloads_dataset ON downloads(dataset_id);
+CREATE INDEX IF NOT EXISTS ix_downloads_status ON downloads(status);
+`;
+
+/** What became of a URL. */
+export type DownloadStatus = "success" | "failed" | "skipped";
+
+/** One row of the `downloads` table. Timestamps are ISO-8601 text, kept as written. */
+export interface DownloadRow {
+  url: string;
+  dataset_id: string;
+  status: DownloadStatus;
+  http_status: number | null;
+  etag: string | null;
+  error: string | null;
+  started_at: string;
+  finished_at: string | null;
+  multipart_part_size: number | null;
+  multipart_number_parts: number | null;
+}
+
+/** The table's columns, in DDL order. */
+export const DOWNLOAD_COLUMNS = [
+  "url",
+  "dataset_id",
+  "status",
+  "http_status",
+  "etag",
+  "error",
+  "started_at",
+  "finished_at",
+  "multipart_part_size",
+  "multipart_number_parts",
+] as const satisfies readonly (keyof DownloadRow)[];
+
+const UPSERT_SQL = `INSERT INTO downloads (${DOWNLOAD_COLUMNS.join(", ")})
+  VALUES (${DOWNLOAD_COLUMNS.map((c) => `:${c}`).join(", ")})
+  ON CONFLICT(url) DO UPDATE SET ${
+  DOWNLOAD_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(", ")
+}`;
+
+/**
+ * Opens (or creates) the database at `path` and checks it can hold our rows before changing
+ * anything in it.
+ *
+ * @throws {UsageError} when the file is not SQLite, cannot be opened or created, or holds a
+ * `downloads` table of another shape.
+ */
+export function openDatabase(path: string): DatabaseSync {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path);
+  } catch (error) {
+    throw new UsageError(`--db ${path}: cannot open or create it (${messageOf(error)})`);
+  }
+  try {
+    checkDownloadsShape(db, path);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    db.exec(DOWNLOADS_DDL);
+  } catch (error) {
+    db.close();
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--db ${path}: ${messageOf(error)}`);
+  }
+  return db;
+}
+
+function checkDownloadsShape(db: DatabaseSync, path: string): void {
+  let columns: { name: string; pk: number }[];
+  try {
+    columns = db.prepare("SELECT name, pk FROM pragma_table_info('downloads')").all() as {
+      name: string;
+      pk: number;
+    }[];
+  } catch (error) {
+    throw new UsageError(`--db ${path} is not a SQLite database (${messageOf(error)})`);
+  }
+  if (columns.length === 0) return;
+  const names = new Set(columns.map((c) => c.name));
+  const missing = DOWNLOAD_COLUMNS.filter((c) => !names.has(c));
+  const urlIsKey = columns.some((c) => c.name === "url" && c.pk === 1) &&
+    columns.filter((c) => c.pk > 0).length === 1;
+  if (missing.length > 0 || !urlIsKey) {
+    const why = missing.length > 0
+      ? `lacks column(s) ${missing.join(", ")}`
+      : "is not keyed by url";
+    throw new UsageError(`--db ${path} has a downloads table of another shape (it ${why})`);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Prepared writes and reads on the `downloads` table. */
+export class DownloadStore {
+  readonly #db: DatabaseSync;
+  readonly #upsert;
+
+  /** @param db a connection from {@link openDatabase}. */
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#upsert = db.prepare(UPSERT_SQL);
+  }
+
+  /** Writes `rows` in one transaction; when this returns they are committed. */
+  record(rows: readonly DownloadRow[]): void {
+    if (rows.length === 0) return;
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const row of rows) this.#upsert.run(row as unknown as Record<string, SQLInputValue>);
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** Every row, in rowid order, one at a time. */
+  rows(): IterableIterator<DownloadRow> {
+    return this.#db.prepare(`SELECT ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads ORDER BY rowid`)
+      .iterate() as IterableIterator<DownloadRow>;
+  }
+
+  /** The number of rows. */
+  count(): number {
+    return (this.#db.prepare("SELECT count(*) AS n FROM downloads").get() as { n: number }).n;
+  }
+}

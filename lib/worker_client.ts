@@ -1,0 +1,250 @@
+/**
+ * Talking to the ingestor worker (see the worker contract): POST a URL to archive, PUT an object,
+ * and a side-effect-free preflight. Every answer becomes a {@link WorkerOutcome}; nothing the
+ * worker or the network does makes these functions throw.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import { isRetryableAnswer, parseRetryAfterMs } from "./retry_policy.ts";
+
+/** How to reach the worker. */
+export interface WorkerEndpoint {
+  url: string;
+  authToken: string;
+  /** Per-request limit, body included. */
+  timeoutMs: number;
+}
+
+/** What one request to the worker came to, in the shape the `downloads` table records. */
+export interface WorkerOutcome {
+  ok: boolean;
+  /** The worker's status, or `null` when no answer arrived (network error, timeout). */
+  httpStatus: number | null;
+  error: string | null;
+  key: string | null;
+  etag: string | null;
+  sizeBytes: number | null;
+  multipartPartSize: number | null;
+  multipartNumberParts: number | null;
+  /** The worker's clock when it gave one, else this client's, so it is never empty. */
+  startedAt: string;
+  finishedAt: string;
+  /** Whether the same request may succeed later. */
+  retryable: boolean;
+  /** The delay the worker asked for with `Retry-After`, if any. */
+  retryAfterMs: number | null;
+}
+
+/** The longest answer body read; the worker's JSON is a few hundred bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Asks the worker to download `downloadUrl` into the bucket under `keyPrefix`. */
+export function requestDownload(
+  endpoint: WorkerEndpoint,
+  body: { download_url: string; user_agent: string; key_prefix: string },
+  signal?: AbortSignal,
+): Promise<WorkerOutcome> {
+  return send(endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  }, signal);
+}
+
+/** Uploads `bytes` to the bucket at `key` through the worker's PUT endpoint. */
+export function uploadObject(
+  endpoint: WorkerEndpoint,
+  key: string,
+  bytes: Uint8Array<ArrayBuffer>,
+  contentType: string,
+  signal?: AbortSignal,
+): Promise<WorkerOutcome> {
+  return send(endpoint, {
+    method: "PUT",
+    headers: { "X-S3-Key": key, "Content-Type": contentType },
+    body: bytes,
+  }, signal);
+}
+
+/**
+ * Proves the worker is reachable and accepts the token, without side effects: a PUT with no
+ * `X-S3-Key`, which the worker answers 401 to a bad token and 400 to a good one.
+ *
+ * @throws {UsageError} when the token is rejected or the worker cannot be reached.
+ */
+export async function preflight(endpoint: WorkerEndpoint): Promise<void> {
+  const outcome = await send(endpoint, { method: "PUT", body: "" });
+  if (outcome.httpStatus === 401) throw new UsageError("the worker rejected the token (401)");
+  if (outcome.httpStatus === null) {
+    throw new UsageError(`cannot reach the worker at ${endpoint.url}: ${outcome.error}`);
+  }
+  if (outcome.httpStatus === 400 && outcome.error === "'X-S3-Key' header is required.") return;
+  throw new UsageError(
+    `${endpoint.url} does not answer like an ingestor worker (preflight got ${
+      describeFailure(outcome)
+    })`,
+  );
+}
+
+function describeFailure(outcome: WorkerOutcome): string {
+  return outcome.httpStatus === null ? outcome.error ?? "no answer" : `HTTP ${outcome.httpStatus}`;
+}
+
+async function send(
+  endpoint: WorkerEndpoint,
+  init: { method: string; headers?: Record<string, string>; body: BodyInit },
+  signal?: AbortSignal,
+): Promise<WorkerOutcome> {
+  const startedAt = new Date().toISOString();
+  const timeout = AbortSignal.timeout(endpoint.timeoutMs);
+  const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+  try {
+    const response = await fetch(endpoint.url, {
+      method: init.method,
+      headers: { ...init.headers, Authorization: `Bearer ${endpoint.authToken}` },
+      body: init.body,
+      signal: combined,
+    });
+    const text = await readCapped(response);
+    return interpretAnswer(response.status, response.headers, text, startedAt);
+  } catch (error) {
+    let message: string;
+    if (signal?.aborted) message = "interrupted";
+    else if (timeout.aborted) message = `timed out after ${endpoint.timeoutMs / 1000} s`;
+    else message = `worker request failed: ${networkMessage(error)}`;
+    return {
+      ...emptyOutcome(startedAt),
+      error: message,
+      retryable: !signal?.aborted,
+    };
+  }
+}
+
+function networkMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0];
+}
+
+function emptyOutcome(startedAt: string): WorkerOutcome {
+  return {
+    ok: false,
+    httpStatus: null,
+    error: null,
+    key: null,
+    etag: null,
+    sizeBytes: null,
+    multipartPartSize: null,
+    multipartNumberParts: null,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    retryable: false,
+    retryAfterMs: null,
+  };
+}
+
+/** The body as text, at most {@link MAX_BODY_BYTES}; the rest is discarded unread. */
+async function readCapped(response: Response): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length < MAX_BODY_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    length += value.length;
+  }
+  if (length >= MAX_BODY_BYTES) await reader.cancel();
+  const bytes = new Uint8Array(Math.min(length, MAX_BODY_BYTES));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, bytes.length - offset);
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Turns a worker answer into an outcome. Success needs a 2xx status *and* a JSON object with
+ * `ok: true` whose fields have the contract's types; anything else is a failure with a readable
+ * message.
+ */
+export function interpretAnswer(
+  status: number,
+  headers: Headers,
+  text: string,
+  startedAt: string,
+): WorkerOutcome {
+  const outcome: WorkerOutcome = { ...emptyOutcome(startedAt), httpStatus: status };
+  const json = parseObject(text);
+  const workerError = json !== null && typeof json.error === "string" ? json.error : null;
+  if (json !== null) {
+    if (typeof json.started_at === "string") outcome.startedAt = json.started_at;
+    if (typeof json.finished_at === "string") outcome.finishedAt = json.finished_at;
+  }
+  if (status >= 200 && status < 300 && json !== null && json.ok === true) {
+    const fieldError = readSuccessFields(json, outcome);
+    if (fieldError === null) return { ...outcome, ok: true };
+    return { ...outcome, error: `worker answered ${status} with ${fieldError}` };
+  }
+  if (workerError !== null) outcome.error = workerError;
+  else if (json !== null) outcome.error = `HTTP ${status}: worker answered without ok:true`;
+  else outcome.error = `HTTP ${status}: ${summarizeText(text)}`;
+  outcome.retryable = !(status >= 200 && status < 300 && json !== null) &&
+    isRetryableAnswer(status, json === null ? null : workerError ?? "");
+  outcome.retryAfterMs = parseRetryAfterMs(headers.get("Retry-After"));
+  return outcome;
+}
+
+function parseObject(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function summarizeText(text: string): string {
+  const flat = text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  if (flat === "") return "empty body";
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/** Copies the success fields into `outcome`; returns what is malformed, or `null`. */
+function readSuccessFields(json: Record<string, unknown>, outcome: WorkerOutcome): string | null {
+  const strings = { key: json.key, etag: json.etag } as const;
+  for (const [name, value] of Object.entries(strings)) {
+    if (value !== undefined && value !== null && typeof value !== "string") {
+      return `a malformed body: "${name}" is not a string`;
+    }
+  }
+  for (const name of ["started_at", "finished_at"]) {
+    if (json[name] !== undefined && typeof json[name] !== "string") {
+      return `a malformed body: "${name}" is not a string`;
+    }
+  }
+  const integers = ["size_bytes", "multipart_part_size", "multipart_number_parts"] as const;
+  for (const name of integers) {
+    const value = json[name];
+    if (value !== undefined && value !== null && !Number.isSafeInteger(value)) {
+      return `a malformed body: "${name}" is not an integer`;
+    }
+  }
+  outcome.key = typeof json.key === "string" ? json.key : null;
+  outcome.etag = typeof json.etag === "string" ? bareEtag(json.etag) : null;
+  outcome.sizeBytes = (json.size_bytes as number | undefined) ?? null;
+  outcome.multipartPartSize = (json.multipart_part_size as number | undefined) ?? null;
+  outcome.multipartNumberParts = (json.multipart_number_parts as number | undefined) ?? null;
+  return null;
+}
+
+/** An ETag without the quotes S3 wraps it in, literal or as `&quot;` entities. */
+export function bareEtag(etag: string): string {
+  return etag.replaceAll("&quot;", "").replaceAll('"', "").trim();
+}
