@@ -8,7 +8,7 @@
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
 import { openUrlList, readUrlEntries } from "./url_list.ts";
-import { DownloadStore, openDatabase } from "./store.ts";
+import { databaseExists, DownloadStore, openDatabase, removeDatabase } from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
@@ -61,7 +61,10 @@ const SHOWN_GROUPS = 5;
 /** Runs the ingest command; returns the exit code. Throws {@link UsageError} for bad input. */
 export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
   const stream = await openUrlList(options.urls);
+  const created = !databaseExists(options.db);
   const db = openDatabase(options.db);
+  // A run refused before recording anything leaves no database it created behind.
+  let recording = false;
   try {
     const store = new DownloadStore(db);
     const endpoint: WorkerEndpoint = {
@@ -81,6 +84,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       throw new UsageError(describeCollisions(plan, options.keyPrefix));
     }
     const now = new Date().toISOString();
+    recording = true;
     store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
       url,
       dataset_id: options.datasetId,
@@ -96,6 +100,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     return await send(options, output, store, workSet, plan, endpoint);
   } finally {
     db.close();
+    if (created && !recording) removeDatabase(options.db);
   }
 }
 

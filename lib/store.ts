@@ -89,6 +89,28 @@ export function openDatabase(path: string): DatabaseSync {
   return db;
 }
 
+/** Whether anything exists at `path` (a database file, or something in its way). */
+export function databaseExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw new UsageError(`--db ${path}: ${messageOf(error)}`);
+  }
+}
+
+/** Deletes the database at `path` with its WAL and shared-memory files, as far as it can. */
+export function removeDatabase(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      Deno.removeSync(file);
+    } catch {
+      // Missing (never written) or not ours to delete: the run is failing for its own reason.
+    }
+  }
+}
+
 function checkDownloadsShape(db: DatabaseSync, path: string): void {
   let columns: { name: string; pk: number }[];
   try {
