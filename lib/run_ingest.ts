@@ -8,7 +8,13 @@
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
 import { openUrlList, readUrlEntries } from "./url_list.ts";
-import { databaseExists, DownloadStore, openDatabase, removeDatabase } from "./store.ts";
+import {
+  databaseExists,
+  DownloadStore,
+  openDatabase,
+  removeDatabase,
+  useWriteAheadLog,
+} from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
@@ -62,8 +68,8 @@ const SHOWN_GROUPS = 5;
 export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
   const stream = await openUrlList(options.urls);
   const created = !databaseExists(options.db);
-  const db = openDatabase(options.db);
-  // A run refused before recording anything leaves no database it created behind.
+  // Until the run is sure to record, an existing database keeps its bytes and a new one is removed.
+  const db = openDatabase(options.db, { writeAheadLog: false });
   let recording = false;
   try {
     const store = new DownloadStore(db);
@@ -85,6 +91,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     }
     const now = new Date().toISOString();
     recording = true;
+    useWriteAheadLog(db);
     store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
       url,
       dataset_id: options.datasetId,

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
-import { exists, fixture, lines, readManifest, rowsByUrl, urlList } from "./support/fixture.ts";
+import {
+  exists,
+  fixture,
+  lines,
+  readManifest,
+  rowsByUrl,
+  snapshot,
+  urlList,
+} from "./support/fixture.ts";
 
 /** A loopback port nothing listens on. */
 function closedPort(): number {
@@ -22,6 +30,20 @@ Deno.test("a rejected token stops the run before any POST, in one line, exit 2",
     assert.deepEqual(worker.posts(), []);
     assert.deepEqual(worker.requests.map((r) => r.method), ["PUT"]);
     assert.equal(await exists(files.db), false, "no database is left behind");
+  } finally {
+    await worker.close();
+  }
+});
+
+Deno.test("a rejected token leaves an existing database byte for byte", async () => {
+  const worker = startFakeWorker({ token: "the-right-token" });
+  await using files = await fixture(urlList(2));
+  try {
+    assert.equal((await runCli(files.args(worker))).code, 0);
+    const before = await snapshot(files.dir);
+    const result = await runCli(files.args(worker, ["--auth-token", "revoked"]));
+    assert.equal(result.code, 2);
+    assert.deepEqual(await snapshot(files.dir), before);
   } finally {
     await worker.close();
   }

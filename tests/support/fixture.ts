@@ -115,6 +115,19 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Every file in `dir` with a digest of its bytes and its modification time, to compare. */
+export async function snapshot(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    const info = await Deno.stat(path);
+    const bytes = info.isFile ? await Deno.readFile(path) : new Uint8Array();
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    files.set(entry.name, `${info.mtime?.getTime()} ${digest.join(",")}`);
+  }
+  return files;
+}
+
 /** Stderr as lines, without the trailing empty one. */
 export function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
