@@ -146,11 +146,13 @@ async function send(
     tty: output.errIsTerminal,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
+  // Aborted by a second signal only: --grace running out ends downloads, not the manifest upload.
+  const uploads = new AbortController();
   const checkpoints = new CheckpointScheduler(
     () =>
       runCheckpoint(store, {
         path: parquetPath,
-        upload: { endpoint, key: uploadKey, policy: options.policy },
+        upload: { endpoint, key: uploadKey, policy: options.policy, signal: uploads.signal },
       }),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
@@ -176,11 +178,14 @@ async function send(
     } else {
       progress.log(`${name}: aborting ${counters.inFlight} request(s) in flight`);
       immediate.abort();
+      uploads.abort();
     }
   };
+  // Listening until the final checkpoint is done, so that a second signal can cut its upload short.
   const handlers = listenForSignals(onSignal);
   const started = performance.now();
   let end;
+  let final;
   try {
     end = await ingest(
       workSet.pending(),
@@ -199,11 +204,12 @@ async function send(
         onWarning: (message) => progress.log(message),
       },
     );
+    clearTimeout(graceTimer);
+    final = await checkpoints.finish();
   } finally {
     clearTimeout(graceTimer);
     unlistenForSignals(handlers);
   }
-  const final = await checkpoints.finish();
   progress.stop();
   const wallSeconds = (performance.now() - started) / 1000;
   output.out(formatSummary(plan, counters, wallSeconds, parquetPath, final));

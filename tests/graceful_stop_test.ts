@@ -107,6 +107,7 @@ Deno.test("--grace bounds the wait: requests still running then are interrupted"
     const rows = [...rowsByUrl(files.db).values()];
     assert.equal(rows.length, CONCURRENCY);
     assert.ok(rows.every((row) => row.status === "failed" && row.error === "interrupted"));
+    assert.match(result.stdout, /^parquet upload: ok$/m, "--grace does not cut the upload");
   } finally {
     await worker.close();
   }
@@ -142,6 +143,28 @@ Deno.test("a URL waiting to retry when SIGINT comes is recorded with its failure
     assert.equal(row.http_status, 503);
     assert.equal(row.error, "busy");
     assert.match(result.stdout, /this run: 4 success, 1 failed/);
+  } finally {
+    await worker.close();
+  }
+});
+
+Deno.test("a second signal cuts a hanging manifest upload short; the summary says so", async () => {
+  const worker = startFakeWorker({ gated: true, putScript: () => ({ hang: true }) });
+  await using files = await fixture(URLS);
+  try {
+    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
+    await worker.whenHeld(CONCURRENCY);
+    cli.kill("SIGINT");
+    await cli.waitForStderr(/SIGINT: finishing/);
+    worker.openGate();
+    await worker.whenUploads(1);
+    cli.kill("SIGINT");
+    const result = await cli.result;
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stdout, /this run: 4 success, 0 failed/);
+    assert.match(result.stdout, /^parquet upload: FAILED after 1 attempt\(s\): interrupted$/m);
+    assert.equal((await readManifest(`${files.out}.parquet`)).numRows, CONCURRENCY);
+    assert.equal(integrityCheck(files.db), "ok");
   } finally {
     await worker.close();
   }
