@@ -21,8 +21,10 @@ import type { DownloadStore } from "./store.ts";
 export interface CheckpointTarget {
   /** Local file, `<out>.parquet`. */
   path: string;
-  /** Upload destination; `null` to keep the manifest local. */
-  upload: { endpoint: WorkerEndpoint; key: string; policy: RetryPolicy } | null;
+  /** Upload destination; `null` to keep the manifest local. `signal` abandons the upload. */
+  upload:
+    | { endpoint: WorkerEndpoint; key: string; policy: RetryPolicy; signal?: AbortSignal }
+    | null;
 }
 
 /** What one checkpoint did. */
@@ -48,21 +50,38 @@ export async function exportManifest(
   return { bytes, rows: columns.url.length };
 }
 
-/** Uploads `bytes` with PUT, retrying transient failures under `policy`. */
+/**
+ * Uploads `bytes` with PUT, retrying transient failures under `policy`; `signal` aborts the
+ * request under way (its outcome is `interrupted`) and any retry still to come.
+ */
 export async function uploadWithRetries(
   endpoint: WorkerEndpoint,
   key: string,
   bytes: Uint8Array<ArrayBuffer>,
   policy: RetryPolicy,
+  signal?: AbortSignal,
 ): Promise<{ outcome: WorkerOutcome; attempts: number }> {
   for (let attempt = 1;; attempt++) {
-    const outcome = await uploadObject(endpoint, key, bytes, PARQUET_CONTENT_TYPE);
+    const outcome = await uploadObject(endpoint, key, bytes, PARQUET_CONTENT_TYPE, signal);
     if (outcome.ok || !outcome.retryable || attempt > policy.maxRetries) {
       return { outcome, attempts: attempt };
     }
-    const delay = retryDelayMs(policy, attempt, outcome.retryAfterMs);
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    await sleep(retryDelayMs(policy, attempt, outcome.retryAfterMs), signal);
   }
+}
+
+/** Waits `ms`, or until `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Runs one checkpoint: export, then upload if asked. Never throws for an upload failure. */
@@ -75,8 +94,8 @@ export async function runCheckpoint(
   const exportMs = performance.now() - started;
   const at = new Date();
   if (target.upload === null) return { rows, bytes: bytes.length, exportMs, at, upload: null };
-  const { endpoint, key, policy } = target.upload;
-  const { outcome, attempts } = await uploadWithRetries(endpoint, key, bytes, policy);
+  const { endpoint, key, policy, signal } = target.upload;
+  const { outcome, attempts } = await uploadWithRetries(endpoint, key, bytes, policy, signal);
   return {
     rows,
     bytes: bytes.length,

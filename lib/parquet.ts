@@ -5,6 +5,7 @@
  * @module
  */
 
+import { basename, dirname, join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import type { SchemaElement } from "hyparquet";
 import type { DownloadRow } from "./store.ts";
@@ -153,5 +154,26 @@ export async function writeFileAtomically(path: string, bytes: Uint8Array): Prom
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});
     throw error;
+  }
+  await removeLeftovers(path);
+}
+
+/** What {@link writeFileAtomically} appends to a path to name its temporary. */
+const TEMPORARY_SUFFIX = /^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Deletes the temporaries of `path` that a killed run left behind: never renamed, so never whole,
+ * and as large as the manifest.
+ */
+async function removeLeftovers(path: string): Promise<void> {
+  const name = basename(path);
+  try {
+    for await (const entry of Deno.readDir(dirname(path))) {
+      if (!entry.isFile || !entry.name.startsWith(name)) continue;
+      if (!TEMPORARY_SUFFIX.test(entry.name.slice(name.length))) continue;
+      await Deno.remove(join(dirname(path), entry.name)).catch(() => {});
+    }
+  } catch {
+    // Tidying up is a courtesy: the manifest itself is written.
   }
 }

@@ -35,16 +35,16 @@ export function isRetryableAnswer(status: number, error: string | null): boolean
 }
 
 /**
- * The delay before retry number `retry` (1 for the first): `base * 2^(retry-1)` capped at the
- * policy's maximum, plus up to 50% jitter so that many failing URLs do not return in lockstep.
+ * The delay before retry number `retry` (1 for the first): `base * 2^(retry-1)` plus up to 50%
+ * jitter so that many failing URLs do not return in lockstep, never above the policy's maximum.
  */
 export function backoffDelayMs(
   policy: RetryPolicy,
   retry: number,
   random: () => number = Math.random,
 ): number {
-  const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (retry - 1));
-  return delay + delay * 0.5 * random();
+  const delay = policy.baseDelayMs * 2 ** (retry - 1);
+  return Math.min(policy.maxDelayMs, delay + delay * 0.5 * random());
 }
 
 /**
@@ -55,6 +55,8 @@ export function parseRetryAfterMs(value: string | null, now: number = Date.now()
   if (value === null) return null;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // An HTTP date spells its day and month; Date.parse alone takes "-1" or "1.5" for dates in 2001.
+  if (!/[a-z]/i.test(trimmed)) return null;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }

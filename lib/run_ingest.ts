@@ -8,7 +8,13 @@
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
 import { openUrlList, readUrlEntries } from "./url_list.ts";
-import { DownloadStore, openDatabase } from "./store.ts";
+import {
+  databaseExists,
+  DownloadStore,
+  openDatabase,
+  removeDatabase,
+  useWriteAheadLog,
+} from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
@@ -61,7 +67,10 @@ const SHOWN_GROUPS = 5;
 /** Runs the ingest command; returns the exit code. Throws {@link UsageError} for bad input. */
 export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
   const stream = await openUrlList(options.urls);
-  const db = openDatabase(options.db);
+  const created = !databaseExists(options.db);
+  // Until the run is sure to record, an existing database keeps its bytes and a new one is removed.
+  const db = openDatabase(options.db, { writeAheadLog: false });
+  let recording = false;
   try {
     const store = new DownloadStore(db);
     const endpoint: WorkerEndpoint = {
@@ -81,6 +90,8 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       throw new UsageError(describeCollisions(plan, options.keyPrefix));
     }
     const now = new Date().toISOString();
+    recording = true;
+    useWriteAheadLog(db);
     store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
       url,
       dataset_id: options.datasetId,
@@ -96,6 +107,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     return await send(options, output, store, workSet, plan, endpoint);
   } finally {
     db.close();
+    if (created && !recording) removeDatabase(options.db);
   }
 }
 
@@ -134,11 +146,13 @@ async function send(
     tty: output.errIsTerminal,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
+  // Aborted by a second signal only: --grace running out ends downloads, not the manifest upload.
+  const uploads = new AbortController();
   const checkpoints = new CheckpointScheduler(
     () =>
       runCheckpoint(store, {
         path: parquetPath,
-        upload: { endpoint, key: uploadKey, policy: options.policy },
+        upload: { endpoint, key: uploadKey, policy: options.policy, signal: uploads.signal },
       }),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
@@ -164,11 +178,14 @@ async function send(
     } else {
       progress.log(`${name}: aborting ${counters.inFlight} request(s) in flight`);
       immediate.abort();
+      uploads.abort();
     }
   };
+  // Listening until the final checkpoint is done, so that a second signal can cut its upload short.
   const handlers = listenForSignals(onSignal);
   const started = performance.now();
   let end;
+  let final;
   try {
     end = await ingest(
       workSet.pending(),
@@ -187,11 +204,12 @@ async function send(
         onWarning: (message) => progress.log(message),
       },
     );
+    clearTimeout(graceTimer);
+    final = await checkpoints.finish();
   } finally {
     clearTimeout(graceTimer);
     unlistenForSignals(handlers);
   }
-  const final = await checkpoints.finish();
   progress.stop();
   const wallSeconds = (performance.now() - started) / 1000;
   output.out(formatSummary(plan, counters, wallSeconds, parquetPath, final));

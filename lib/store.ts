@@ -63,6 +63,15 @@ const UPSERT_SQL = `INSERT INTO downloads (${DOWNLOAD_COLUMNS.join(", ")})
   DOWNLOAD_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(", ")
 }`;
 
+/** How {@link openDatabase} leaves the database. */
+export interface OpenOptions {
+  /**
+   * Switch to write-ahead logging now (the default). `false` leaves an existing database's bytes
+   * as they are until the caller is sure to write and calls {@link useWriteAheadLog}.
+   */
+  writeAheadLog?: boolean;
+}
+
 /**
  * Opens (or creates) the database at `path` and checks it can hold our rows before changing
  * anything in it.
@@ -70,7 +79,7 @@ const UPSERT_SQL = `INSERT INTO downloads (${DOWNLOAD_COLUMNS.join(", ")})
  * @throws {UsageError} when the file is not SQLite, cannot be opened or created, or holds a
  * `downloads` table of another shape.
  */
-export function openDatabase(path: string): DatabaseSync {
+export function openDatabase(path: string, options: OpenOptions = {}): DatabaseSync {
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path);
@@ -79,7 +88,9 @@ export function openDatabase(path: string): DatabaseSync {
   }
   try {
     checkDownloadsShape(db, path);
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    db.exec("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    if (options.writeAheadLog ?? true) useWriteAheadLog(db);
+    // A no-op on a database that already has the table and its indexes.
     db.exec(DOWNLOADS_DDL);
   } catch (error) {
     db.close();
@@ -87,6 +98,36 @@ export function openDatabase(path: string): DatabaseSync {
     throw new UsageError(`--db ${path}: ${messageOf(error)}`);
   }
   return db;
+}
+
+/**
+ * Switches `db` to write-ahead logging, so each result's commit is cheap and readers never block
+ * it. Persistent: it rewrites the file header of a database in rollback-journal mode.
+ */
+export function useWriteAheadLog(db: DatabaseSync): void {
+  db.exec("PRAGMA journal_mode = WAL");
+}
+
+/** Whether anything exists at `path` (a database file, or something in its way). */
+export function databaseExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw new UsageError(`--db ${path}: ${messageOf(error)}`);
+  }
+}
+
+/** Deletes the database at `path` with its WAL and shared-memory files, as far as it can. */
+export function removeDatabase(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      Deno.removeSync(file);
+    } catch {
+      // Missing (never written) or not ours to delete: the run is failing for its own reason.
+    }
+  }
 }
 
 function checkDownloadsShape(db: DatabaseSync, path: string): void {

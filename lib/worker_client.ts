@@ -107,8 +107,9 @@ async function send(
       body: init.body,
       signal: combined,
     });
-    const text = await readCapped(response);
-    return interpretAnswer(response.status, response.headers, text, startedAt);
+    const { text, cut } = await readCapped(response);
+    const safe = withoutToken(text, endpoint.authToken);
+    return interpretAnswer(response.status, response.headers, safe, startedAt, cut);
   } catch (error) {
     let message: string;
     if (signal?.aborted) message = "interrupted";
@@ -116,10 +117,18 @@ async function send(
     else message = `worker request failed: ${networkMessage(error)}`;
     return {
       ...emptyOutcome(startedAt),
-      error: message,
+      error: withoutToken(message, endpoint.authToken),
       retryable: !signal?.aborted,
     };
   }
+}
+
+/**
+ * `text` with the token blanked out: a proxy that echoes the request back in its error page must
+ * not put the token into the database, the manifest or the terminal.
+ */
+function withoutToken(text: string, token: string): string {
+  return token === "" ? text : text.replaceAll(token, "[token]");
 }
 
 function networkMessage(error: unknown): string {
@@ -144,9 +153,12 @@ function emptyOutcome(startedAt: string): WorkerOutcome {
   };
 }
 
-/** The body as text, at most {@link MAX_BODY_BYTES}; the rest is discarded unread. */
-async function readCapped(response: Response): Promise<string> {
-  if (response.body === null) return "";
+/**
+ * The body as text, at most {@link MAX_BODY_BYTES}; the rest is discarded unread (`cut` says
+ * whether there may have been more).
+ */
+async function readCapped(response: Response): Promise<{ text: string; cut: boolean }> {
+  if (response.body === null) return { text: "", cut: false };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -156,7 +168,8 @@ async function readCapped(response: Response): Promise<string> {
     chunks.push(value);
     length += value.length;
   }
-  if (length >= MAX_BODY_BYTES) await reader.cancel();
+  const cut = length >= MAX_BODY_BYTES;
+  if (cut) await reader.cancel();
   const bytes = new Uint8Array(Math.min(length, MAX_BODY_BYTES));
   let offset = 0;
   for (const chunk of chunks) {
@@ -164,19 +177,20 @@ async function readCapped(response: Response): Promise<string> {
     bytes.set(part, offset);
     offset += part.length;
   }
-  return new TextDecoder().decode(bytes);
+  return { text: new TextDecoder().decode(bytes), cut };
 }
 
 /**
  * Turns a worker answer into an outcome. Success needs a 2xx status *and* a JSON object with
  * `ok: true` whose fields have the contract's types; anything else is a failure with a readable
- * message.
+ * message. `cut` tells that `text` is only the first {@link MAX_BODY_BYTES} of the body.
  */
 export function interpretAnswer(
   status: number,
   headers: Headers,
   text: string,
   startedAt: string,
+  cut = false,
 ): WorkerOutcome {
   const outcome: WorkerOutcome = { ...emptyOutcome(startedAt), httpStatus: status };
   const json = parseObject(text);
@@ -192,7 +206,13 @@ export function interpretAnswer(
   }
   if (workerError !== null) outcome.error = workerError;
   else if (json !== null) outcome.error = `HTTP ${status}: worker answered without ok:true`;
-  else outcome.error = `HTTP ${status}: ${summarizeText(text)}`;
+  else if (status >= 200 && status < 300) {
+    // Said plainly, or "HTTP 200: {"ok":true,…" would read like a success.
+    const what = cut
+      ? `a body over ${MAX_BODY_BYTES / 1024} KiB`
+      : "a body that is not a JSON object";
+    outcome.error = `worker answered ${status} with ${what}: ${summarizeText(text)}`;
+  } else outcome.error = `HTTP ${status}: ${summarizeText(text)}`;
   outcome.retryable = !(status >= 200 && status < 300 && json !== null) &&
     isRetryableAnswer(status, json === null ? null : workerError ?? "");
   outcome.retryAfterMs = parseRetryAfterMs(headers.get("Retry-After"));

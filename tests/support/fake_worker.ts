@@ -37,12 +37,21 @@ export interface FakeAnswer {
 /** Decides the answer to a POST, or `undefined` for the default success. */
 export type Script = (downloadUrl: string, attempt: number) => FakeAnswer | undefined;
 
+/** Decides the answer to a PUT carrying `X-S3-Key`, or `undefined` for the default success. */
+export type PutScript = (key: string, attempt: number) => FakeAnswer | undefined;
+
 /** Options for {@link startFakeWorker}. */
 export interface FakeWorkerOptions {
   token?: string;
   script?: Script;
   /** Hold the first POSTs until this many are in flight at once, then release them all. */
   holdUntilInFlight?: number;
+  /** Scripted answers to uploads, per object key and attempt. */
+  putScript?: PutScript;
+  /** Reject the token (401) on every request that arrives after this many POSTs. */
+  revokeTokenAfterPosts?: number;
+  /** Hold every authorised POST (or those it picks) until {@link FakeWorker.openGate} is called. */
+  gated?: boolean | ((downloadUrl: string) => boolean);
 }
 
 /** A running fake worker. */
@@ -56,6 +65,14 @@ export interface FakeWorker {
   posts(): string[];
   /** PUT requests. */
   puts(): RecordedRequest[];
+  /** Resolves once `n` POSTs have arrived (in the same task as the `n`th one's arrival). */
+  whenPosts(n: number): Promise<void>;
+  /** Resolves once `n` PUTs with an `X-S3-Key` (uploads) have arrived. */
+  whenUploads(n: number): Promise<void>;
+  /** Resolves once `n` POSTs are held at the gate (see {@link FakeWorkerOptions.gated}). */
+  whenHeld(n: number): Promise<void>;
+  /** Lets the held POSTs through, and every later one. */
+  openGate(): void;
   close(): Promise<void>;
 }
 
@@ -90,6 +107,31 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
   const started = performance.now();
   let inFlight = 0;
   let held: (() => void)[] | null = options.holdUntilInFlight ? [] : null;
+  let gate: (() => void)[] | null = options.gated ? [] : null;
+  const hangs = new Set<() => void>();
+  const putAttempts = new Map<string, number>();
+  const waiters: { ready: () => boolean; resolve: () => void }[] = [];
+  let postCount = 0;
+  let uploadCount = 0;
+  const notify = () => {
+    for (const waiter of [...waiters]) {
+      if (!waiter.ready()) continue;
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  };
+  const when = (ready: () => boolean): Promise<void> => {
+    if (ready()) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    waiters.push({ ready, resolve });
+    return promise;
+  };
+  /** Waits until the release handed to `register` is called (at the latest by `close`). */
+  const parked = (register: (release: () => void) => void) => {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    register(resolve);
+    return promise;
+  };
   const worker: FakeWorker = {
     url: "",
     token,
@@ -97,8 +139,18 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
     maxInFlight: 0,
     posts: () => requests.filter((r) => r.method === "POST").flatMap((r) => r.downloadUrl ?? []),
     puts: () => requests.filter((r) => r.method === "PUT"),
+    whenPosts: (n) => when(() => postCount >= n),
+    whenUploads: (n) => when(() => uploadCount >= n),
+    whenHeld: (n) => when(() => (gate?.length ?? 0) >= n),
+    openGate: () => {
+      const released = gate ?? [];
+      gate = null;
+      for (const release of released) release();
+    },
     close: async () => {
       for (const release of held ?? []) release();
+      worker.openGate();
+      for (const release of hangs) release();
       await server.shutdown();
     },
   };
@@ -120,16 +172,26 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
       inFlightOnArrival: inFlight,
       receivedAt: performance.now() - started,
     });
-    if (request.headers.get("Authorization") !== `Bearer ${token}`) {
+    const revoked = options.revokeTokenAfterPosts !== undefined &&
+      postCount >= options.revokeTokenAfterPosts;
+    if (request.method === "POST") postCount++;
+    if (request.method === "PUT" && request.headers.has("X-S3-Key")) uploadCount++;
+    notify();
+    if (revoked || request.headers.get("Authorization") !== `Bearer ${token}`) {
       return new Response("Unauthorized", { status: 401 });
     }
     if (request.method === "PUT") {
-      if (!request.headers.get("X-S3-Key")) {
+      const key = request.headers.get("X-S3-Key");
+      if (!key) {
         return Response.json({ error: "'X-S3-Key' header is required." }, { status: 400 });
       }
       if (body.length === 0) {
         return Response.json({ error: "Request body is required." }, { status: 400 });
       }
+      const attempt = (putAttempts.get(key) ?? 0) + 1;
+      putAttempts.set(key, attempt);
+      const scripted = options.putScript?.(key, attempt);
+      if (scripted !== undefined) return await play(scripted, () => ({ ok: true, key }));
       const now = new Date().toISOString();
       return Response.json({
         ok: true,
@@ -151,6 +213,12 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
         status: 400,
       });
     }
+    const gated = typeof options.gated === "function" ? options.gated(downloadUrl) : true;
+    if (gate !== null && gated) {
+      const waiting = parked((release) => gate!.push(release));
+      notify();
+      await waiting;
+    }
     if (held !== null) {
       if (inFlight >= options.holdUntilInFlight!) {
         for (const release of held) release();
@@ -163,12 +231,21 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
     attempts.set(downloadUrl, attempt);
     const scripted = options.script?.(downloadUrl, attempt);
     if (scripted === undefined) return Response.json(successBody(downloadUrl, keyPrefix));
-    if (scripted.hang) await new Promise(() => {});
+    return await play(scripted, () => successBody(downloadUrl!, keyPrefix));
+  };
+
+  /** Answers as `scripted` says; `fallback` is the body when it names none. */
+  const play = async (scripted: FakeAnswer, fallback: () => unknown): Promise<Response> => {
+    if (scripted.hang) {
+      // Until the fake worker closes: the client must give up first, so the answer is never read.
+      await parked((release) => hangs.add(release));
+      return new Response(null, { status: 504 });
+    }
     if (scripted.delayMs) await new Promise((r) => setTimeout(r, scripted.delayMs));
     const headers = new Headers(scripted.headers);
     const text = typeof scripted.body === "string"
       ? scripted.body
-      : JSON.stringify(scripted.body ?? successBody(downloadUrl, keyPrefix));
+      : JSON.stringify(scripted.body ?? fallback());
     if (scripted.breakBody) {
       const stream = new ReadableStream({
         start(controller) {
