@@ -89,6 +89,28 @@ export function openDatabase(path: string): DatabaseSync {
   return db;
 }
 
+/** Whether anything exists at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Like {@link openDatabase}, for commands that only report on a database: a missing file is an
+ * error, not a new empty database.
+ *
+ * @throws {UsageError} when there is no file at `path`, or as {@link openDatabase} does.
+ */
+export async function openExistingDatabase(path: string): Promise<DatabaseSync> {
+  if (!await pathExists(path)) throw new UsageError(`--db ${path}: no such file`);
+  return openDatabase(path);
+}
+
 function checkDownloadsShape(db: DatabaseSync, path: string): void {
   let columns: { name: string; pk: number }[];
   try {
