@@ -136,6 +136,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       positiveNumber,
     )
     .enablePositionalOptions()
+    // Commander checks the mandatory options of a subcommand's ancestors too: the ingest run's
+    // required flags are not required of the subcommands.
+    .hook("preSubcommand", (command) => {
+      for (const option of command.options) option.mandatory = false;
+    })
     .action((flags: IngestFlags) => {
       run(ingestAction(flags));
     });
