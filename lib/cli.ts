@@ -67,10 +67,10 @@ interface IngestFlags {
   grace: number;
   onKeyCollision: KeyCollisionMode;
   logInterval: number;
-  dryRun: boolean;
+  dryRun?: true;
   rate?: number;
-  quiet: boolean;
-  json: boolean;
+  quiet?: true;
+  json?: true;
 }
 
 /** The commander program; `run` receives the exit code of whichever command ran. */
@@ -123,12 +123,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       positiveSeconds,
       10,
     )
-    .option("--quiet", "print only errors and the final summary", false)
-    .option("--json", "print the summary as one JSON object on stdout", false)
+    .option("--quiet", "print only errors and the final summary")
+    .option("--json", "print the summary as one JSON object on stdout")
     .option(
       "--dry-run",
       "report what would be sent, then stop: nothing is sent, nothing is written",
-      false,
     )
     .option(
       "--rate <n>",
@@ -170,10 +169,10 @@ async function ingestAction(flags: IngestFlags): Promise<number> {
     graceSeconds: flags.grace,
     onKeyCollision: flags.onKeyCollision,
     logIntervalSeconds: flags.logInterval,
-    dryRun: flags.dryRun,
+    dryRun: flags.dryRun === true,
     rate: flags.rate ?? null,
-    quiet: flags.quiet,
-    json: flags.json,
+    quiet: flags.quiet === true,
+    json: flags.json === true,
   }, processOutput());
 }
 

@@ -30,17 +30,17 @@ export interface ExportReport {
 interface ExportFlags {
   db: string;
   out: string;
-  upload: boolean;
+  upload?: true;
   workerUrl: string;
   authToken?: string;
   keyPrefix: string;
-  json: boolean;
+  json?: true;
 }
 
 async function exportAction(flags: ExportFlags): Promise<number> {
   const output = processOutput();
   let endpoint: WorkerEndpoint | null = null;
-  if (flags.upload) {
+  if (flags.upload === true) {
     endpoint = {
       url: flags.workerUrl,
       authToken: requireToken(flags.authToken),
@@ -61,7 +61,7 @@ async function exportAction(flags: ExportFlags): Promise<number> {
       parquet: { path, rows: result.rows },
       upload: result.upload === null ? null : { key, ...result.upload },
     };
-    output.out(flags.json ? `${JSON.stringify(report)}\n` : formatExport(report));
+    output.out(flags.json === true ? `${JSON.stringify(report)}\n` : formatExport(report));
     return result.upload?.ok === false ? EXIT.someFailed : EXIT.ok;
   } finally {
     db.close();
@@ -93,7 +93,7 @@ export function registerExportCommand(
     .helpOption("-h, --help", "show this help and exit")
     .requiredOption("--db <file>", "SQLite database of results")
     .requiredOption("--out <stem>", "Parquet manifest stem: <stem>.parquet")
-    .option("--upload", "also upload it through the worker to <key-prefix>/<stem>.parquet", false)
+    .option("--upload", "also upload it through the worker to <key-prefix>/<stem>.parquet")
     .addOption(
       new Option("--worker-url <url>", "base URL of the ingestor worker")
         .default(DEFAULT_WORKER_URL).argParser(httpUrl),
@@ -103,7 +103,7 @@ export function registerExportCommand(
         .env(TOKEN_ENV),
     )
     .option("--key-prefix <prefix>", "S3 key prefix to upload the manifest under", "")
-    .option("--json", "print the result as one JSON object on stdout", false)
+    .option("--json", "print the result as one JSON object on stdout")
     .action((flags: ExportFlags) => {
       run(exportAction(flags));
     });

@@ -115,8 +115,8 @@ export function formatStatus(report: StatusReport): string {
 interface StatusFlags {
   db: string;
   datasetId?: string;
-  failed: boolean;
-  json: boolean;
+  failed?: true;
+  json?: true;
 }
 
 async function statusAction(flags: StatusFlags): Promise<number> {
@@ -152,12 +152,10 @@ export function registerStatusCommand(
     .option(
       "--failed",
       "list failed URLs instead, one per line with its error as a # comment (for --urls -)",
-      false,
     )
     .option(
       "--json",
       "print the report as one JSON object (with --failed: one JSON object per line)",
-      false,
     )
     .action((flags: StatusFlags) => {
       run(statusAction(flags));
