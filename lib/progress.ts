@@ -35,7 +35,7 @@ export const RATE_WINDOW_MS = 30_000;
 /** A terminal gets at most this many redraws a second, cheap over a slow SSH link. */
 const REDRAW_MS = 100;
 
-const SEPARATOR = " · ";
+const SEPARATOR = "  ";
 const BAR_MIN = 10;
 const BAR_MAX = 30;
 
@@ -237,10 +237,10 @@ const HIDE_CURSOR = "\x1b[?25l";
 const SHOW_CURSOR = "\x1b[?25h";
 const CLEAR_TO_END = "\x1b[K";
 
-/** The terminal's width, or 80 when it cannot be read. */
+/** The terminal's width, or 80 when it cannot be read or is 0 (a pseudo-terminal never sized). */
 export function terminalColumns(): number {
   try {
-    return Deno.consoleSize().columns;
+    return Deno.consoleSize().columns || 80;
   } catch {
     return 80;
   }
