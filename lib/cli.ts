@@ -127,7 +127,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option("--json", "print the summary as one JSON object on stdout")
     .option(
       "--dry-run",
-      "report what would be sent, then stop: nothing is sent, nothing is written",
+      "report what would be sent, then stop: nothing is sent or recorded",
     )
     .option(
       "--rate <n>",

@@ -1,6 +1,6 @@
 /**
  * `--dry-run`: what a run would send, worked out from the list and the database alone. Nothing
- * is sent to the worker (not even the token check) and nothing is written to the database.
+ * is sent to the worker (not even the token check) and no row is recorded in the database.
  *
  * @module
  */

@@ -10,7 +10,7 @@ import prettyMs from "pretty-ms";
 import type { RunCounters } from "./ingest.ts";
 import type { WorkPlan } from "./work_set.ts";
 import type { CheckpointResult } from "./checkpoint.ts";
-import { formatRate } from "./progress.ts";
+import { doneCount, formatRate } from "./progress.ts";
 
 /** Error messages listed in the summary and in `status`. */
 export const TOP_ERRORS = 5;
@@ -82,7 +82,7 @@ export interface RunFacts {
 /** Builds the summary of one run. */
 export function buildRunSummary(facts: RunFacts): RunSummary {
   const { plan, counters, final } = facts;
-  const done = counters.success + counters.failed;
+  const done = doneCount(counters);
   return {
     dataset_id: facts.datasetId,
     end: facts.end,
