@@ -3,7 +3,8 @@
  * recording results in SQLite and a Parquet manifest.
  *
  * ```sh
- * deno run -A jsr:@d4c/http-ingestor --urls urls.txt --dataset-id my-data --db my-data.sqlite \
+ * deno run --allow-net --allow-read --allow-write --allow-env=D4C_INGESTOR_AUTH_TOKEN \
+ *   jsr:@d4c/http-ingestor --urls urls.txt --dataset-id my-data --db my-data.sqlite \
  *   --out my-data --key-prefix archive/my-data
  * ```
  *

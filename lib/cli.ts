@@ -10,11 +10,12 @@ import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { EXIT, runIngest } from "./run_ingest.ts";
 import type { KeyCollisionMode } from "./work_set.ts";
+import { processOutput } from "./stdio.ts";
+import { registerStatusCommand } from "./status_command.ts";
+import { registerExportCommand } from "./export_command.ts";
+import { DEFAULT_WORKER_URL, httpUrl, requireToken, TOKEN_ENV } from "./cli_options.ts";
 
-/** The Data for Canada worker, the seed's default. */
-export const DEFAULT_WORKER_URL = "https://cf-data-ingestor.labs.dataforcanada.org/";
-/** Where the token is read from when `--auth-token` is not given. */
-export const TOKEN_ENV = "D4C_INGESTOR_AUTH_TOKEN";
+export { DEFAULT_WORKER_URL, TOKEN_ENV };
 
 function integer(min: number) {
   return (value: string): number => {
@@ -40,11 +41,12 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
-function httpUrl(value: string): string {
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-    throw new InvalidArgumentError(`expected an http(s) URL, got "${value}"`);
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
   }
-  return value;
+  return n;
 }
 
 interface IngestFlags {
@@ -65,6 +67,10 @@ interface IngestFlags {
   grace: number;
   onKeyCollision: KeyCollisionMode;
   logInterval: number;
+  dryRun?: true;
+  rate?: number;
+  quiet?: true;
+  json?: true;
 }
 
 /** The commander program; `run` receives the exit code of whichever command ran. */
@@ -117,21 +123,37 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       positiveSeconds,
       10,
     )
+    .option("--quiet", "print only errors and the final summary")
+    .option("--json", "print the summary as one JSON object on stdout")
+    .option(
+      "--dry-run",
+      "report what would be sent, then stop: nothing is sent or recorded",
+    )
+    .option(
+      "--rate <n>",
+      "most worker requests started per second, retries included (default: no cap)",
+      positiveNumber,
+    )
+    .enablePositionalOptions()
+    // Commander checks the mandatory options of a subcommand's ancestors too: the ingest run's
+    // required flags are not required of the subcommands.
+    .hook("preSubcommand", (command) => {
+      for (const option of command.options) option.mandatory = false;
+    })
     .action((flags: IngestFlags) => {
       run(ingestAction(flags));
     });
+  registerStatusCommand(program, run);
+  registerExportCommand(program, run);
   return program;
 }
 
 async function ingestAction(flags: IngestFlags): Promise<number> {
-  if (flags.authToken === undefined || flags.authToken === "") {
-    throw new UsageError(`no worker token: pass --auth-token or set ${TOKEN_ENV}`);
-  }
   return await runIngest({
     urls: flags.urls,
     datasetId: flags.datasetId,
     workerUrl: flags.workerUrl,
-    authToken: flags.authToken,
+    authToken: flags.dryRun ? flags.authToken ?? "" : requireToken(flags.authToken),
     db: flags.db,
     keyPrefix: flags.keyPrefix,
     out: flags.out,
@@ -147,20 +169,11 @@ async function ingestAction(flags: IngestFlags): Promise<number> {
     graceSeconds: flags.grace,
     onKeyCollision: flags.onKeyCollision,
     logIntervalSeconds: flags.logInterval,
-  }, {
-    err: writer(Deno.stderr),
-    out: writer(Deno.stdout),
-    errIsTerminal: Deno.stderr.isTerminal(),
-  });
-}
-
-function writer(stream: { writeSync(p: Uint8Array): number }): (text: string) => void {
-  const encoder = new TextEncoder();
-  return (text) => {
-    const bytes = encoder.encode(text);
-    let written = 0;
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
-  };
+    dryRun: flags.dryRun === true,
+    rate: flags.rate ?? null,
+    quiet: flags.quiet === true,
+    json: flags.json === true,
+  }, processOutput());
 }
 
 /** Parses `args` and runs the command they name; returns the process exit code. */
@@ -169,10 +182,17 @@ export async function runCli(args: string[]): Promise<number> {
   const program = buildProgram((code) => {
     result = code;
   });
-  program.exitOverride().configureOutput({
-    writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-    outputError: (text, write) => write(`d4c-http-ingestor: ${text.replace(/^error: /, "")}`),
-  });
+  // Subcommands are registered before these settings, so each gets them explicitly. Help is
+  // never coloured: commander's own colour test reads environment variables the compiled
+  // binary may not read.
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({
+      writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+      outputError: (text, write) => write(`d4c-http-ingestor: ${text.replace(/^error: /, "")}`),
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    });
+  }
   try {
     await program.parseAsync(args, { from: "user" });
     return result === null ? EXIT.ok : await result;

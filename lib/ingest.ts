@@ -20,6 +20,14 @@ export interface IngestConfig {
   endpoint: WorkerEndpoint;
   concurrency: number;
   policy: RetryPolicy;
+  /** Paces request starts (`--rate`); without it only `concurrency` limits them. */
+  pacer?: Pacer;
+}
+
+/** Decides when the next request may start. */
+export interface Pacer {
+  /** Takes the right to start one request now and returns 0, or returns the milliseconds to wait. */
+  take(): number;
 }
 
 /** Live counts of one run, read by the progress display. */
@@ -36,6 +44,8 @@ export interface RunCounters {
   retries: number;
   /** Sum of `size_bytes` of this run's successes. */
   bytes: number;
+  /** This run's final failures, counted by error message. */
+  errors: Map<string, number>;
 }
 
 /** How the run may be stopped from outside. */
@@ -98,6 +108,7 @@ export function ingest(
   let exhausted = false;
   let tokenRejected = false;
   let finished = false;
+  let paceTimer: ReturnType<typeof setTimeout> | undefined;
 
   const halted = () => stop.graceful.aborted || tokenRejected;
 
@@ -109,6 +120,8 @@ export function ingest(
       if (counters.success % CHECKPOINT_EVERY === 0) hooks.onCheckpointDue?.();
     } else {
       counters.failed++;
+      const message = outcome.error ?? "unknown error";
+      counters.errors.set(message, (counters.errors.get(message) ?? 0) + 1);
     }
   };
 
@@ -134,17 +147,33 @@ export function ingest(
     for (const job of ready.splice(0)) record(job, job.last!);
   };
 
+  // When the pacer says wait, a timer calls fill again; until it fires, nothing else may start.
+  const paced = () => {
+    const wait = config.pacer?.take() ?? 0;
+    if (wait > 0) {
+      paceTimer = setTimeout(() => {
+        paceTimer = undefined;
+        fill();
+      }, wait);
+    }
+    return wait === 0;
+  };
+
   const fill = () => {
     if (finished) return;
     try {
       if (halted()) settleWaiting();
-      while (!halted() && counters.inFlight < config.concurrency) {
+      while (
+        !halted() && counters.inFlight < config.concurrency && (ready.length > 0 || !exhausted) &&
+        paceTimer === undefined && paced()
+      ) {
         const job = nextJob();
         if (job === undefined) break;
         void attempt(job);
       }
       if (counters.inFlight === 0 && waiting.size === 0 && (halted() || exhausted)) {
         finished = true;
+        clearTimeout(paceTimer);
         stop.graceful.removeEventListener("abort", fill);
         if (tokenRejected) resolve("token-rejected");
         else resolve(stop.graceful.aborted ? "stopped" : "completed");

@@ -20,8 +20,11 @@ import { keyUnderPrefix } from "./object_key.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { ingest, type RunCounters } from "./ingest.ts";
-import { type CheckpointResult, CheckpointScheduler, runCheckpoint } from "./checkpoint.ts";
-import { formatDuration, ProgressDisplay } from "./progress.ts";
+import { CheckpointScheduler, runCheckpoint } from "./checkpoint.ts";
+import { ProgressDisplay } from "./progress.ts";
+import { buildRunSummary, formatRunSummary, type RunEnd } from "./summary.ts";
+import { dryRunReport, formatDryRun } from "./dry_run.ts";
+import { TokenBucket } from "./rate_limit.ts";
 
 /** Exit codes, as the README documents them. */
 export const EXIT = {
@@ -49,6 +52,14 @@ export interface IngestCommandOptions {
   graceSeconds: number;
   onKeyCollision: KeyCollisionMode;
   logIntervalSeconds: number;
+  /** Report what would be sent, send nothing. */
+  dryRun: boolean;
+  /** Most request starts per second, or `null` for no cap. */
+  rate: number | null;
+  /** No progress, only warnings and the summary. */
+  quiet: boolean;
+  /** The summary as one JSON object on `out`. */
+  json: boolean;
 }
 
 /** Where the run's text goes. */
@@ -59,6 +70,8 @@ export interface Output {
   out: (text: string) => void;
   /** Whether `err` is a terminal. */
   errIsTerminal: boolean;
+  /** Whether `err` may be coloured (a terminal, and `NO_COLOR` unset). */
+  errColour: boolean;
 }
 
 /** Collision groups shown when refusing to start. */
@@ -68,8 +81,11 @@ const SHOWN_GROUPS = 5;
 export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
   const stream = await openUrlList(options.urls);
   const created = !databaseExists(options.db);
-  // Until the run is sure to record, an existing database keeps its bytes and a new one is removed.
-  const db = openDatabase(options.db, { writeAheadLog: false });
+  // Until the run is sure to record, an existing database keeps its bytes and a new one is removed;
+  // a dry run never records, and reads a missing database as an empty one in memory.
+  const db = openDatabase(options.dryRun && created ? ":memory:" : options.db, {
+    writeAheadLog: false,
+  });
   let recording = false;
   try {
     const store = new DownloadStore(db);
@@ -78,7 +94,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       authToken: options.authToken,
       timeoutMs: options.timeoutSeconds * 1000,
     };
-    await preflight(endpoint);
+    if (!options.dryRun) await preflight(endpoint);
     const workSet = await WorkSet.load(db, readUrlEntries(stream, `--urls ${options.urls}`));
     const plan = workSet.plan({
       datasetId: options.datasetId,
@@ -86,6 +102,11 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       forceRefresh: options.forceRefresh,
       onKeyCollision: options.onKeyCollision,
     });
+    if (options.dryRun) {
+      const report = dryRunReport(workSet, plan, options);
+      output.out(options.json ? `${JSON.stringify(report)}\n` : formatDryRun(report));
+      return EXIT.ok;
+    }
     if (options.onKeyCollision === "refuse" && plan.collisions.length > 0) {
       throw new UsageError(describeCollisions(plan, options.keyPrefix));
     }
@@ -138,12 +159,14 @@ async function send(
     retryWaiting: 0,
     retries: 0,
     bytes: 0,
+    errors: new Map(),
   };
   const parquetPath = `${options.out}.parquet`;
   const uploadKey = keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`);
   const progress = new ProgressDisplay(counters, {
     write: output.err,
-    tty: output.errIsTerminal,
+    mode: options.quiet ? "quiet" : output.errIsTerminal ? "bar" : "lines",
+    colour: output.errColour,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
   // Aborted by a second signal only: --grace running out ends downloads, not the manifest upload.
@@ -156,8 +179,11 @@ async function send(
       }),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
-      else if (result.upload?.ok === false) {
-        progress.log(`checkpoint upload to ${uploadKey} failed: ${result.upload.error}`);
+      else {
+        progress.checkpoint(result.at.getTime());
+        if (result.upload?.ok === false) {
+          progress.log(`checkpoint upload to ${uploadKey} failed: ${result.upload.error}`);
+        }
       }
     },
   );
@@ -196,6 +222,7 @@ async function send(
         endpoint,
         concurrency: options.concurrency,
         policy: options.policy,
+        pacer: options.rate === null ? undefined : new TokenBucket(options.rate),
       },
       counters,
       { graceful: graceful.signal, immediate: immediate.signal },
@@ -209,17 +236,38 @@ async function send(
   } finally {
     clearTimeout(graceTimer);
     unlistenForSignals(handlers);
+    progress.stop();
   }
-  progress.stop();
   const wallSeconds = (performance.now() - started) / 1000;
-  output.out(formatSummary(plan, counters, wallSeconds, parquetPath, final));
-  if (end === "token-rejected") {
+  const runEnd: RunEnd = end === "token-rejected"
+    ? "token-rejected"
+    : signalName !== null
+    ? "interrupted"
+    : "completed";
+  const someFailed = counters.failed > 0 || final instanceof Error || final.upload?.ok === false;
+  const exitCode = runEnd === "token-rejected"
+    ? EXIT.usage
+    : signalName !== null
+    ? (signalName === "SIGINT" ? EXIT.sigint : EXIT.sigterm)
+    : someFailed
+    ? EXIT.someFailed
+    : EXIT.ok;
+  if (runEnd === "token-rejected") {
     output.err("the worker rejected the token (401) mid-run; fix the token and re-run to resume\n");
-    return EXIT.usage;
   }
-  if (signalName !== null) return signalName === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
-  const finalFailed = final instanceof Error || final.upload?.ok === false;
-  return counters.failed > 0 || finalFailed ? EXIT.someFailed : EXIT.ok;
+  const summary = buildRunSummary({
+    datasetId: options.datasetId,
+    end: runEnd,
+    exitCode,
+    plan,
+    counters,
+    wallSeconds,
+    parquetPath,
+    uploadKey,
+    final,
+  });
+  output.out(options.json ? `${JSON.stringify(summary)}\n` : formatRunSummary(summary));
+  return exitCode;
 }
 
 type SignalHandlers = [Deno.Signal, () => void][];
@@ -240,33 +288,4 @@ function listenForSignals(handler: (name: "SIGINT" | "SIGTERM") => () => void): 
 
 function unlistenForSignals(handlers: SignalHandlers): void {
   for (const [name, listener] of handlers) Deno.removeSignalListener(name, listener);
-}
-
-function formatSummary(
-  plan: WorkPlan,
-  counters: RunCounters,
-  wallSeconds: number,
-  parquetPath: string,
-  final: CheckpointResult | Error,
-): string {
-  const skipped = plan.invalid.length + plan.collisionSkipped.length;
-  const lines = [
-    `listed ${plan.listed} URL(s) (${plan.duplicates} duplicate line(s) ignored), ` +
-    `${plan.alreadyDone} already archived`,
-    `this run: ${counters.success} success, ${counters.failed} failed, ${skipped} skipped, ` +
-    `${counters.total - counters.success - counters.failed} not attempted ` +
-    `in ${formatDuration(wallSeconds)}`,
-  ];
-  if (final instanceof Error) lines.push(`parquet: export failed: ${final.message}`);
-  else {
-    lines.push(`parquet: ${parquetPath} (${final.rows} rows)`);
-    if (final.upload !== null) {
-      lines.push(
-        final.upload.ok
-          ? `parquet upload: ok`
-          : `parquet upload: FAILED after ${final.upload.attempts} attempt(s): ${final.upload.error}`,
-      );
-    }
-  }
-  return lines.join("\n") + "\n";
 }

@@ -130,6 +130,17 @@ export function removeDatabase(path: string): void {
   }
 }
 
+/**
+ * Like {@link openDatabase}, for commands that only report on a database: a missing file is an
+ * error, not a new empty database.
+ *
+ * @throws {UsageError} when there is no file at `path`, or as {@link openDatabase} does.
+ */
+export function openExistingDatabase(path: string): DatabaseSync {
+  if (!databaseExists(path)) throw new UsageError(`--db ${path}: no such file`);
+  return openDatabase(path);
+}
+
 function checkDownloadsShape(db: DatabaseSync, path: string): void {
   let columns: { name: string; pk: number }[];
   try {

@@ -20,8 +20,18 @@ export function invalidUrlReason(entry: string): string | null {
 }
 
 /**
- * The entries of a URL list, in order: each line trimmed (so CRLF ends are fine), blank lines and
- * lines starting with `#` skipped, a leading UTF-8 BOM dropped. `source` names the list in errors.
+ * The entry a line of a URL list holds, or `null` for none: the line trimmed (so CRLF ends are
+ * fine), without a comment — a line starting with `#`, or whitespace then `#` and the rest of the
+ * line (URLs hold no raw whitespace, so `URL  # note`, as `status --failed` prints, is the URL).
+ */
+export function entryOfLine(line: string): string | null {
+  const entry = line.replace(/(^|\s)#.*$/s, "").trim();
+  return entry === "" ? null : entry;
+}
+
+/**
+ * The entries of a URL list, in order (see {@link entryOfLine}), a leading UTF-8 BOM dropped.
+ * `source` names the list in errors.
  *
  * @throws {UsageError} when the bytes are not UTF-8 text (a NUL byte or an invalid sequence).
  */
@@ -46,9 +56,9 @@ export async function* readUrlEntries(
     }
     let start = 0;
     for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
-      const entry = pending.slice(start, end).trim();
+      const entry = entryOfLine(pending.slice(start, end));
       start = end + 1;
-      if (entry !== "" && !entry.startsWith("#")) yield entry;
+      if (entry !== null) yield entry;
     }
     pending = pending.slice(start);
   }
@@ -57,8 +67,8 @@ export async function* readUrlEntries(
   } catch {
     throw notText();
   }
-  const last = pending.trim();
-  if (last !== "" && !last.startsWith("#")) yield last;
+  const last = entryOfLine(pending);
+  if (last !== null) yield last;
 }
 
 /**

@@ -185,6 +185,14 @@ export class WorkSet {
     return groups;
   }
 
+  /** The URLs to send, counted by the status of their row in `downloads` (`null`: no row). */
+  toSendByStatus(): Map<string | null, number> {
+    const rows = this.#db.prepare(`SELECT d.status AS status, count(*) AS n FROM listed l
+      LEFT JOIN downloads d ON d.url = l.url WHERE l.to_send = 1 GROUP BY d.status`)
+      .all() as { status: string | null; n: number }[];
+    return new Map(rows.map((row) => [row.status, row.n]));
+  }
+
   /** The URLs to send, in list order, read a page at a time. */
   *pending(): Generator<string> {
     const page = this.#db.prepare(

@@ -30,7 +30,7 @@ Deno.test("a failing upload is retried like a download and then lands: exit 0", 
   );
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(uploads, [KEY, KEY, KEY]);
-  assert.match(result.stdout, /^parquet upload: ok$/m);
+  assert.match(result.stdout, /^parquet upload: ok \(archive\/test\/manifest\.parquet\)$/m);
 });
 
 Deno.test("a final upload that still fails: exit 1 and the summary says so", async () => {
@@ -87,6 +87,6 @@ Deno.test("a failed mid-run upload is reported, and the final one makes up for i
     result.stderr,
     /checkpoint upload to archive\/test\/manifest\.parquet failed: S3 upload failed: busy/,
   );
-  assert.match(result.stdout, /^parquet upload: ok$/m);
+  assert.match(result.stdout, /^parquet upload: ok \(archive\/test\/manifest\.parquet\)$/m);
   assert.equal(manifestRows, 100);
 });

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { PERMISSION_FLAGS } from "../../tools/permissions.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** What a CLI run printed and returned. */
@@ -32,10 +34,13 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
-/** Starts `deno run main.ts ...args` with piped stdio and returns the child. */
+/**
+ * Starts `deno run main.ts ...args` with piped stdio and returns the child. It runs with the
+ * permissions the compiled binary has, not `-A`, so a feature needing more fails here first.
+ */
 export function spawnCli(args: string[], options: RunOptions = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...PERMISSION_FLAGS, MAIN, ...args],
     env: { NO_COLOR: "1", ...options.env },
     clearEnv: false,
     stdin: options.stdin === undefined ? "null" : "piped",

@@ -1,0 +1,19 @@
+/**
+ * `deno task compile [--target <triple>] [--output <path>]`: builds the standalone binary with
+ * exactly the permissions of tools/permissions.ts, never `-A`.
+ *
+ * @module
+ */
+
+import { PERMISSION_FLAGS } from "./permissions.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const args = [...Deno.args];
+if (!args.includes("--output")) args.push("--output", "dist/d4c-http-ingestor");
+const command = new Deno.Command("deno", {
+  args: ["compile", ...PERMISSION_FLAGS, ...args, "main.ts"],
+  cwd: root,
+  stdout: "inherit",
+  stderr: "inherit",
+});
+Deno.exit((await command.output()).code);

@@ -1,0 +1,21 @@
+/**
+ * The permissions the tool runs with: the one list `deno task compile` bakes into the binary and
+ * the end-to-end tests run the CLI under, so a feature that needs more fails the tests first.
+ *
+ * - net: the worker URL is the operator's choice (and `serve` listens).
+ * - read, write: the URL list, the database and the manifest are wherever the operator says.
+ * - env: only the token. `NO_COLOR` is read through `Deno.noColor`, which needs no permission;
+ *   commander's own colour test (which reads more variables) is switched off in lib/cli.ts.
+ *
+ * No --allow-run, --allow-ffi, --allow-sys: nothing needs them.
+ *
+ * @module
+ */
+
+/** The permission flags, as `deno run` and `deno compile` take them. */
+export const PERMISSION_FLAGS: readonly string[] = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=D4C_INGESTOR_AUTH_TOKEN",
+];
