@@ -71,6 +71,7 @@ Deno.test("--dry-run counts what a run would send and sends nothing, not even th
   try {
     await withList(async (dir, args) => {
       seed(`${dir}/db.sqlite`);
+      const before = await Deno.readFile(`${dir}/db.sqlite`);
       const result = await runCli([
         ...args,
         "--worker-url",
@@ -104,6 +105,7 @@ Deno.test("--dry-run counts what a run would send and sends nothing, not even th
         ],
       });
       assert.equal(worker.requests.length, 0);
+      assert.deepEqual(await Deno.readFile(`${dir}/db.sqlite`), before, "database untouched");
       assert.equal(rowCount(`${dir}/db.sqlite`), 2, "no skipped rows recorded");
       assert.equal(await Deno.stat(`${dir}/out.parquet`).catch(() => null), null);
     });
