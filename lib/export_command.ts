@@ -50,7 +50,7 @@ async function exportAction(flags: ExportFlags): Promise<number> {
   const db = openExistingDatabase(flags.db);
   try {
     // A bad token or worker URL is found before the export, not after it.
-    if (endpoint !== null) await preflight(endpoint);
+    if (endpoint !== null) await preflight(endpoint, UPLOAD_POLICY);
     const path = `${flags.out}.parquet`;
     const key = keyUnderPrefix(flags.keyPrefix, `${basename(flags.out)}.parquet`);
     const result = await runCheckpoint(new DownloadStore(db), {

@@ -94,7 +94,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       authToken: options.authToken,
       timeoutMs: options.timeoutSeconds * 1000,
     };
-    if (!options.dryRun) await preflight(endpoint);
+    if (!options.dryRun) await preflight(endpoint, options.policy);
     const workSet = await WorkSet.load(db, readUrlEntries(stream, `--urls ${options.urls}`));
     const plan = workSet.plan({
       datasetId: options.datasetId,

@@ -7,7 +7,12 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { isRetryableAnswer, parseRetryAfterMs } from "./retry_policy.ts";
+import {
+  isRetryableAnswer,
+  parseRetryAfterMs,
+  retryDelayMs,
+  type RetryPolicy,
+} from "./retry_policy.ts";
 
 /** How to reach the worker. */
 export interface WorkerEndpoint {
@@ -70,26 +75,27 @@ export function uploadObject(
 
 /**
  * Proves the worker is reachable and accepts the token, without side effects: a PUT with no
- * `X-S3-Key`, which the worker answers 401 to a bad token and 400 to a good one.
+ * `X-S3-Key`, which the worker answers 401 to a bad token and 400 to a good one. A transient
+ * failure (network error, 5xx, 429) is retried under `policy`, as a download would be.
  *
  * @throws {UsageError} when the token is rejected or the worker cannot be reached.
  */
-export async function preflight(endpoint: WorkerEndpoint): Promise<void> {
-  const outcome = await send(endpoint, { method: "PUT", body: "" });
-  if (outcome.httpStatus === 401) throw new UsageError("the worker rejected the token (401)");
-  if (outcome.httpStatus === null) {
-    throw new UsageError(`cannot reach the worker at ${endpoint.url}: ${outcome.error}`);
+export async function preflight(endpoint: WorkerEndpoint, policy: RetryPolicy): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const outcome = await send(endpoint, { method: "PUT", body: "" });
+    if (outcome.httpStatus === 401) throw new UsageError("the worker rejected the token (401)");
+    if (outcome.httpStatus === 400 && outcome.error === "'X-S3-Key' header is required.") return;
+    if (!outcome.retryable || attempt > policy.maxRetries) {
+      throw new UsageError(
+        outcome.httpStatus === null
+          ? `cannot reach the worker at ${endpoint.url}: ${outcome.error}`
+          : `${endpoint.url} does not answer like an ingestor worker ` +
+            `(preflight got HTTP ${outcome.httpStatus})`,
+      );
+    }
+    const delay = retryDelayMs(policy, attempt, outcome.retryAfterMs);
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
-  if (outcome.httpStatus === 400 && outcome.error === "'X-S3-Key' header is required.") return;
-  throw new UsageError(
-    `${endpoint.url} does not answer like an ingestor worker (preflight got ${
-      describeFailure(outcome)
-    })`,
-  );
-}
-
-function describeFailure(outcome: WorkerOutcome): string {
-  return outcome.httpStatus === null ? outcome.error ?? "no answer" : `HTTP ${outcome.httpStatus}`;
 }
 
 async function send(
@@ -213,7 +219,9 @@ export function interpretAnswer(
       : "a body that is not a JSON object";
     outcome.error = `worker answered ${status} with ${what}: ${summarizeText(text)}`;
   } else outcome.error = `HTTP ${status}: ${summarizeText(text)}`;
-  outcome.retryable = !(status >= 200 && status < 300 && json !== null) &&
+  // A 2xx that is not the worker's success came from something that claims success: sending the
+  // same request again would get the same answer.
+  outcome.retryable = !(status >= 200 && status < 300) &&
     isRetryableAnswer(status, json === null ? null : workerError ?? "");
   outcome.retryAfterMs = parseRetryAfterMs(headers.get("Retry-After"));
   return outcome;

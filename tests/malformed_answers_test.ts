@@ -80,3 +80,18 @@ Deno.test("malformed worker answers become failures with readable messages", asy
     await worker.close();
   }
 });
+
+Deno.test("a 2xx that is not the worker's success is recorded at once, not retried", async () => {
+  const names = ["not-json", "ok-false", "size-string"];
+  const worker = startFakeWorker({
+    script: (downloadUrl) => CASES[new URL(downloadUrl).pathname.slice(1, -4)][0],
+  });
+  await using files = await fixture(names.map(url));
+  try {
+    const result = await runCli(files.args(worker, ["--max-retries", "2"]));
+    assert.equal(result.code, 1, result.stderr);
+    assert.deepEqual(worker.posts().sort(), names.map(url).sort());
+  } finally {
+    await worker.close();
+  }
+});

@@ -49,6 +49,35 @@ Deno.test("a rejected token leaves an existing database byte for byte", async ()
   }
 });
 
+Deno.test("a token check that meets a passing 503 is retried, then the run goes on", async () => {
+  const worker = startFakeWorker({ unavailableChecks: 2 });
+  await using files = await fixture(urlList(3));
+  try {
+    const result = await runCli(files.args(worker));
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(worker.requests.slice(0, 3).map((r) => r.method), ["PUT", "PUT", "PUT"]);
+    assert.equal(worker.posts().length, 3);
+  } finally {
+    await worker.close();
+  }
+});
+
+Deno.test("a token check still failing after --max-retries is one line and exit 2", async () => {
+  const worker = startFakeWorker({ unavailableChecks: 10 });
+  await using files = await fixture(urlList(3));
+  try {
+    const result = await runCli(files.args(worker, ["--max-retries", "2"]));
+    assert.equal(result.code, 2);
+    assert.equal(
+      result.stderr,
+      `d4c-http-ingestor: ${worker.url} does not answer like an ingestor worker (preflight got HTTP 503)\n`,
+    );
+    assert.deepEqual(worker.requests.map((r) => r.method), ["PUT", "PUT", "PUT"]);
+  } finally {
+    await worker.close();
+  }
+});
+
 Deno.test("an unreachable worker is one clear line and exit 2", async () => {
   await using files = await fixture(urlList(5));
   const port = closedPort();

@@ -52,6 +52,8 @@ export interface FakeWorkerOptions {
   revokeTokenAfterPosts?: number;
   /** Hold every authorised POST (or those it picks) until {@link FakeWorker.openGate} is called. */
   gated?: boolean | ((downloadUrl: string) => boolean);
+  /** Answer this many token checks (PUTs without `X-S3-Key`) with Cloudflare's 503 page. */
+  unavailableChecks?: number;
 }
 
 /** A running fake worker. */
@@ -108,6 +110,7 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
   let inFlight = 0;
   let held: (() => void)[] | null = options.holdUntilInFlight ? [] : null;
   let gate: (() => void)[] | null = options.gated ? [] : null;
+  let checkCount = 0;
   const hangs = new Set<() => void>();
   const putAttempts = new Map<string, number>();
   const waiters: { ready: () => boolean; resolve: () => void }[] = [];
@@ -182,6 +185,9 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
     }
     if (request.method === "PUT") {
       const key = request.headers.get("X-S3-Key");
+      if (!key && checkCount++ < (options.unavailableChecks ?? 0)) {
+        return new Response("<html><h1>503 Service Unavailable</h1></html>", { status: 503 });
+      }
       if (!key) {
         return Response.json({ error: "'X-S3-Key' header is required." }, { status: 400 });
       }
