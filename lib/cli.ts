@@ -204,6 +204,10 @@ export async function runCli(args: string[]): Promise<number> {
       console.error(`d4c-http-ingestor: ${error.message}`);
       return EXIT.usage;
     }
-    throw error;
+    // A failure of the machine (disk full, database locked by another process) or a bug: one line
+    // still, and what was committed before it stays committed.
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`d4c-http-ingestor: stopped by an unexpected error: ${message.split("\n")[0]}`);
+    return EXIT.someFailed;
   }
 }
