@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { EXIT, runIngest } from "./run_ingest.ts";
+import { runServe } from "./serve.ts";
 import type { KeyCollisionMode } from "./work_set.ts";
 
 /** The Data for Canada worker, the seed's default. */
@@ -120,6 +121,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .action((flags: IngestFlags) => {
       run(ingestAction(flags));
     });
+  addServeCommand(program, run);
   return program;
 }
 
@@ -154,6 +156,54 @@ async function ingestAction(flags: IngestFlags): Promise<number> {
   });
 }
 
+interface ServeFlags {
+  store: string;
+  host: string;
+  port: number;
+  bucket: string;
+  authToken?: string;
+}
+
+/** Adds `serve`, a subcommand the root's options (ingest's) do not apply to. */
+function addServeCommand(program: Command, run: (code: Promise<number>) => void): void {
+  // Options after `serve` are serve's, even those named like the root's (--auth-token).
+  program.enablePositionalOptions();
+  // commander also demands the ancestors' required options of a subcommand; ingest's are not
+  // serve's.
+  program.hook("preSubcommand", () => {
+    for (const option of program.options) option.mandatory = false;
+  });
+  program.command("serve")
+    .description("run a local worker: the worker's HTTP contract, storing objects in a directory")
+    .helpOption("-h, --help", "show this help and exit")
+    .requiredOption("--store <dir>", "directory objects are stored under (created if missing)")
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--port <n>", "port to listen on; 0 picks a free one", port, 8787)
+    .option("--bucket <name>", "bucket name reported in answers", "local")
+    .addOption(
+      new Option("--auth-token <token>", "bearer token clients must send").env(TOKEN_ENV),
+    )
+    .action((flags: ServeFlags) => {
+      run(serveAction(flags));
+    });
+}
+
+function port(value: string): number {
+  const n = integer(0)(value);
+  if (n > 65535) throw new InvalidArgumentError(`expected a port number ≤ 65535, got "${value}"`);
+  return n;
+}
+
+async function serveAction(flags: ServeFlags): Promise<number> {
+  if (flags.authToken === undefined || flags.authToken === "") {
+    throw new UsageError(`no token for clients: pass --auth-token or set ${TOKEN_ENV}`);
+  }
+  return await runServe({ ...flags, authToken: flags.authToken }, {
+    err: writer(Deno.stderr),
+    out: writer(Deno.stdout),
+  });
+}
+
 function writer(stream: { writeSync(p: Uint8Array): number }): (text: string) => void {
   const encoder = new TextEncoder();
   return (text) => {
@@ -169,10 +219,12 @@ export async function runCli(args: string[]): Promise<number> {
   const program = buildProgram((code) => {
     result = code;
   });
-  program.exitOverride().configureOutput({
-    writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-    outputError: (text, write) => write(`d4c-http-ingestor: ${text.replace(/^error: /, "")}`),
-  });
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({
+      writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+      outputError: (text, write) => write(`d4c-http-ingestor: ${text.replace(/^error: /, "")}`),
+    });
+  }
   try {
     await program.parseAsync(args, { from: "user" });
     return result === null ? EXIT.ok : await result;
