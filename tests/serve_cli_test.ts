@@ -76,6 +76,48 @@ Deno.test("serve as a CLI: prints its URL, and on SIGTERM answers the request in
   }
 });
 
+Deno.test("serve as a CLI: the signal sent again aborts the transfers in flight and removes their temporary files", async () => {
+  const root = await Deno.makeTempDir({ prefix: "d4c-serve-cli-" });
+  const store = join(root, "store");
+  const release = Promise.withResolvers<void>();
+  const source = startTestSource(() => {
+    // Headers and a first part now, the rest never: the download stays in flight.
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(sampleBytes(MIB));
+      },
+      pull: () => release.promise,
+    });
+    return new Response(body, { headers: { "Content-Length": String(8 * MIB) } });
+  });
+  const serve = await startServe(store);
+  const watcher = Deno.watchFs(store);
+  try {
+    const pending = fetch(serve.url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ download_url: `${source.url}/never-ends.bin`, user_agent: "ua" }),
+    }).then((response) => response.body?.cancel(), () => "connection closed");
+    for await (const event of watcher) {
+      if (event.paths.some((path) => path.includes("/.d4c-partial-"))) break;
+    }
+    serve.child.kill("SIGTERM");
+    await serve.stderr.waitFor(/^SIGTERM: stopping after 1 request\(s\) in flight/);
+    serve.child.kill("SIGTERM");
+    const { code } = await serve.child.status;
+    await Promise.all([serve.stdout.rest(), serve.stderr.rest()]);
+    assert.equal(code, 143);
+    assert.ok(serve.stderr.seen.includes("SIGTERM: aborting 1 request(s) in flight"));
+    assert.equal(await pending, "connection closed");
+    assert.deepEqual(await filesUnder(store), []);
+  } finally {
+    watcher.close();
+    release.resolve();
+    await source.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("serve's flags: a token and a store are required, ingest's options are not", async () => {
   const root = await Deno.makeTempDir({ prefix: "d4c-serve-cli-" });
   try {
