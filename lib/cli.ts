@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { EXIT, runIngest } from "./run_ingest.ts";
+import { registerServeCommand } from "./serve.ts";
 import type { KeyCollisionMode } from "./work_set.ts";
 import { processOutput } from "./stdio.ts";
 import { registerStatusCommand } from "./status_command.ts";
@@ -145,6 +146,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     });
   registerStatusCommand(program, run);
   registerExportCommand(program, run);
+  registerServeCommand(program, run);
   return program;
 }
 

@@ -17,6 +17,7 @@ import {
 } from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
+import { listenForStopSignals, stopListening, type StopSignal } from "./signals.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { ingest, type RunCounters } from "./ingest.ts";
@@ -190,9 +191,9 @@ async function send(
 
   const graceful = new AbortController();
   const immediate = new AbortController();
-  let signalName: "SIGINT" | "SIGTERM" | null = null;
+  let signalName: StopSignal | null = null;
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
-  const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+  const onSignal = (name: StopSignal) => () => {
     if (signalName === null) {
       signalName = name;
       progress.log(
@@ -208,7 +209,7 @@ async function send(
     }
   };
   // Listening until the final checkpoint is done, so that a second signal can cut its upload short.
-  const handlers = listenForSignals(onSignal);
+  const listeners = listenForStopSignals(onSignal);
   const started = performance.now();
   let end;
   let final;
@@ -235,7 +236,7 @@ async function send(
     final = await checkpoints.finish();
   } finally {
     clearTimeout(graceTimer);
-    unlistenForSignals(handlers);
+    stopListening(listeners);
     progress.stop();
   }
   const wallSeconds = (performance.now() - started) / 1000;
@@ -268,24 +269,4 @@ async function send(
   });
   output.out(options.json ? `${JSON.stringify(summary)}\n` : formatRunSummary(summary));
   return exitCode;
-}
-
-type SignalHandlers = [Deno.Signal, () => void][];
-
-function listenForSignals(handler: (name: "SIGINT" | "SIGTERM") => () => void): SignalHandlers {
-  const handlers: SignalHandlers = [];
-  for (const name of ["SIGINT", "SIGTERM"] as const) {
-    const listener = handler(name);
-    try {
-      Deno.addSignalListener(name, listener);
-      handlers.push([name, listener]);
-    } catch {
-      // Windows has no SIGTERM listener; SIGINT (Ctrl-C) still works there.
-    }
-  }
-  return handlers;
-}
-
-function unlistenForSignals(handlers: SignalHandlers): void {
-  for (const [name, listener] of handlers) Deno.removeSignalListener(name, listener);
 }
