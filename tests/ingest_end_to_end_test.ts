@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startFakeWorker, successBody } from "./support/fake_worker.ts";
 import { runCli } from "./support/cli.ts";
-import { readRows } from "./support/db.ts";
+import { rowsByUrl } from "./support/fixture.ts";
 
 const URL_COUNT = 250;
 
@@ -52,7 +52,7 @@ Deno.test("a run records every URL as success with the worker's values and sends
       env: { D4C_INGESTOR_AUTH_TOKEN: worker.token },
     });
     assert.equal(run.code, 0, run.stderr);
-    const rows = readRows(db);
+    const rows = rowsByUrl(db);
     assert.equal(rows.size, URL_COUNT);
     for (const url of urls) {
       const row = rows.get(url)!;
@@ -162,7 +162,7 @@ Deno.test("a failing URL is retried --max-retries times and its row records the 
     const posts = worker.posts();
     assert.equal(posts.filter((u) => u === alwaysFails).length, 3);
     assert.equal(posts.filter((u) => u === healsOnThird).length, 3);
-    const rows = readRows(db);
+    const rows = rowsByUrl(db);
     assert.equal(rows.get(alwaysFails)!.status, "failed");
     assert.equal(rows.get(alwaysFails)!.http_status, 503);
     assert.equal(rows.get(alwaysFails)!.error, "overloaded (attempt 3)");
@@ -211,7 +211,7 @@ Deno.test("a transport failure records the client's own times, so started_at is 
       env: { D4C_INGESTOR_AUTH_TOKEN: worker.token },
     });
     assert.equal(run.code, 1);
-    const row = readRows(db).get(urls[0])!;
+    const row = rowsByUrl(db).get(urls[0])!;
     assert.equal(row.status, "failed");
     assert.match(row.started_at, /^\d{4}-\d\d-\d\dT/);
     assert.match(row.finished_at!, /^\d{4}-\d\d-\d\dT/);

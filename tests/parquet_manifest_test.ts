@@ -5,7 +5,7 @@ import { DOWNLOADS_DDL } from "../lib/store.ts";
 import { isoToEpochMicros } from "../lib/parquet.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
 import { runCli } from "./support/cli.ts";
-import { readRows } from "./support/db.ts";
+import { fixture, rowsByUrl } from "./support/fixture.ts";
 
 /** Reads a manifest with timestamps as exact epoch microseconds. */
 async function readManifest(path: string) {
@@ -31,9 +31,9 @@ Deno.test("isoToEpochMicros is exact to the microsecond for every shape stored i
 });
 
 Deno.test("the manifest has the seed's schema and every value of the database, timestamps to the microsecond", async () => {
-  const dir = await Deno.makeTempDir();
-  const dbPath = `${dir}/state.sqlite`;
-  const seed = new DatabaseSync(dbPath);
+  const urls = ["https://example.test/a/one.zip", "https://example.test/a/two.zip"];
+  await using files = await fixture(urls);
+  const seed = new DatabaseSync(files.db);
   seed.exec(DOWNLOADS_DDL);
   seed.prepare(`INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
     "https://example.test/old/failed.zip",
@@ -48,32 +48,17 @@ Deno.test("the manifest has the seed's schema and every value of the database, t
     null,
   );
   seed.close();
-  const urls = ["https://example.test/a/one.zip", "https://example.test/a/two.zip"];
-  await Deno.writeTextFile(`${dir}/urls.txt`, urls.join("\n"));
   const worker = startFakeWorker({
     script: (url) =>
       url === urls[1] ? { status: 502, body: { error: "Source returned HTTP 500" } } : undefined,
   });
   try {
-    const run = await runCli([
-      "--urls",
-      `${dir}/urls.txt`,
-      "--dataset-id",
-      "ds",
-      "--worker-url",
-      worker.url,
-      "--db",
-      dbPath,
-      "--out",
-      `${dir}/manifest`,
-      "--max-retries",
-      "0",
-    ], { env: { D4C_INGESTOR_AUTH_TOKEN: worker.token } });
+    const run = await runCli(files.args(worker, ["--max-retries", "0"]));
     assert.equal(run.code, 1, run.stderr);
   } finally {
     await worker.close();
   }
-  const { metadata, rows } = await readManifest(`${dir}/manifest.parquet`);
+  const { metadata, rows } = await readManifest(`${files.out}.parquet`);
   const schema = metadata.schema.slice(1).map((e) => ({
     name: e.name,
     type: e.type,
@@ -115,7 +100,7 @@ Deno.test("the manifest has the seed's schema and every value of the database, t
     int32("multipart_number_parts"),
   ]);
 
-  const dbRows = readRows(dbPath);
+  const dbRows = rowsByUrl(files.db);
   assert.equal(rows.length, dbRows.size);
   assert.equal(rows.length, 3);
   for (const row of rows) {

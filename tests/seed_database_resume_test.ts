@@ -3,12 +3,13 @@ import { DatabaseSync } from "node:sqlite";
 import { DOWNLOADS_DDL } from "../lib/store.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
 import { runCli } from "./support/cli.ts";
-import { readRows } from "./support/db.ts";
+import { fixture, rowsByUrl } from "./support/fixture.ts";
 
 Deno.test("a database written by the Python tool resumes: its successes are kept and not sent", async () => {
-  const dir = await Deno.makeTempDir();
-  const dbPath = `${dir}/python.sqlite`;
-  const python = new DatabaseSync(dbPath);
+  await using files = await fixture(
+    ["A1", "A2", "A3"].map((n) => `https://example.test/t/${n}.zip`),
+  );
+  const python = new DatabaseSync(files.db);
   python.exec(DOWNLOADS_DDL);
   const insert = python.prepare("INSERT INTO downloads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.run(
@@ -36,24 +37,9 @@ Deno.test("a database written by the Python tool resumes: its successes are kept
     null,
   );
   python.close();
-  await Deno.writeTextFile(
-    `${dir}/urls.txt`,
-    ["A1", "A2", "A3"].map((n) => `https://example.test/t/${n}.zip`).join("\n"),
-  );
   const worker = startFakeWorker();
   try {
-    const run = await runCli([
-      "--urls",
-      `${dir}/urls.txt`,
-      "--dataset-id",
-      "ds",
-      "--worker-url",
-      worker.url,
-      "--db",
-      dbPath,
-      "--out",
-      `${dir}/ds`,
-    ], { env: { D4C_INGESTOR_AUTH_TOKEN: worker.token } });
+    const run = await runCli(files.args(worker, ["--dataset-id", "ds"]));
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(worker.posts().sort(), [
       "https://example.test/t/A2.zip",
@@ -62,8 +48,8 @@ Deno.test("a database written by the Python tool resumes: its successes are kept
   } finally {
     await worker.close();
   }
-  const rows = readRows(dbPath);
-  assert.deepEqual(rows.get("https://example.test/t/A1.zip"), {
+  const rows = rowsByUrl(files.db);
+  assert.deepEqual({ ...rows.get("https://example.test/t/A1.zip") }, {
     url: "https://example.test/t/A1.zip",
     dataset_id: "ds",
     status: "success",
@@ -78,7 +64,7 @@ Deno.test("a database written by the Python tool resumes: its successes are kept
   assert.equal(rows.get("https://example.test/t/A2.zip")!.status, "success");
   assert.equal(rows.get("https://example.test/t/A3.zip")!.status, "success");
 
-  const db = new DatabaseSync(dbPath, { readOnly: true });
+  const db = new DatabaseSync(files.db, { readOnly: true });
   const indexes = db.prepare(
     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'downloads' AND sql IS NOT NULL ORDER BY name",
   ).all().map((r) => r.name);
