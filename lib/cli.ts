@@ -65,6 +65,7 @@ interface IngestFlags {
   grace: number;
   onKeyCollision: KeyCollisionMode;
   logInterval: number;
+  replaceParquet: boolean;
 }
 
 /** The commander program; `run` receives the exit code of whichever command ran. */
@@ -117,6 +118,12 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       positiveSeconds,
       10,
     )
+    .option(
+      "--replace-parquet",
+      "overwrite <out>.parquet with this database's rows instead of merging into it " +
+        "(needed when it is unreadable)",
+      false,
+    )
     .action((flags: IngestFlags) => {
       run(ingestAction(flags));
     });
@@ -147,6 +154,7 @@ async function ingestAction(flags: IngestFlags): Promise<number> {
     graceSeconds: flags.grace,
     onKeyCollision: flags.onKeyCollision,
     logIntervalSeconds: flags.logInterval,
+    replaceParquet: flags.replaceParquet,
   }, {
     err: writer(Deno.stderr),
     out: writer(Deno.stdout),

@@ -1,7 +1,8 @@
 /**
  * The ingest loop: keeps exactly `concurrency` worker requests in flight while work remains,
  * retries what can heal, commits each final result before counting it, and asks for a Parquet
- * checkpoint after every 100th success.
+ * checkpoint after every 100th success. Results that finish close together are committed in one
+ * transaction (a batch per macrotask), so a fast worker is not throttled by one commit per URL.
  *
  * @module
  */
@@ -51,8 +52,10 @@ export type IngestEnd = "completed" | "stopped" | "token-rejected";
 
 /** Hooks the caller may attach. */
 export interface IngestHooks {
-  /** Called after every committed success whose count is a multiple of {@link CHECKPOINT_EVERY}. */
+  /** Called after a commit that brought the successes past a multiple of {@link CHECKPOINT_EVERY}. */
   onCheckpointDue?: () => void;
+  /** Called with each batch of rows once committed, and the rowid of each. */
+  onCommitted?: (rows: DownloadRow[], rowids: number[]) => void;
   /** A line worth telling the operator (e.g. the token was revoked). */
   onWarning?: (message: string) => void;
 }
@@ -101,15 +104,44 @@ export function ingest(
 
   const halted = () => stop.graceful.aborted || tokenRejected;
 
-  const record = (job: Job, outcome: WorkerOutcome) => {
-    store.record([outcomeToRow(job.url, config.datasetId, outcome)]);
-    if (outcome.ok) {
-      counters.success++;
-      counters.bytes += outcome.sizeBytes ?? 0;
-      if (counters.success % CHECKPOINT_EVERY === 0) hooks.onCheckpointDue?.();
-    } else {
-      counters.failed++;
+  const toCommit: { job: Job; outcome: WorkerOutcome }[] = [];
+  let commitTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Commits every finished result, then counts them. */
+  const commit = () => {
+    if (commitTimer !== null) clearTimeout(commitTimer);
+    commitTimer = null;
+    if (toCommit.length === 0) return;
+    const batch = toCommit.splice(0);
+    const rows = batch.map(({ job, outcome }) => outcomeToRow(job.url, config.datasetId, outcome));
+    const rowids = store.record(rows);
+    hooks.onCommitted?.(rows, rowids);
+    const before = counters.success;
+    for (const { outcome } of batch) {
+      if (outcome.ok) {
+        counters.success++;
+        counters.bytes += outcome.sizeBytes ?? 0;
+      } else {
+        counters.failed++;
+      }
     }
+    if (Math.floor(counters.success / CHECKPOINT_EVERY) > Math.floor(before / CHECKPOINT_EVERY)) {
+      hooks.onCheckpointDue?.();
+    }
+  };
+
+  const record = (job: Job, outcome: WorkerOutcome) => {
+    toCommit.push({ job, outcome });
+    commitTimer ??= setTimeout(() => {
+      try {
+        commit();
+      } catch (error) {
+        finished = true;
+        reject(error);
+        return;
+      }
+      fill();
+    }, 0);
   };
 
   const nextJob = (): Job | undefined => {
@@ -144,6 +176,7 @@ export function ingest(
         void attempt(job);
       }
       if (counters.inFlight === 0 && waiting.size === 0 && (halted() || exhausted)) {
+        commit();
         finished = true;
         stop.graceful.removeEventListener("abort", fill);
         if (tokenRejected) resolve("token-rejected");
@@ -181,13 +214,7 @@ export function ingest(
       waiting.set(timer, job);
       counters.retryWaiting++;
     } else {
-      try {
-        record(job, outcome);
-      } catch (error) {
-        finished = true;
-        reject(error);
-        return;
-      }
+      record(job, outcome);
     }
     fill();
   };

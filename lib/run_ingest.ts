@@ -8,13 +8,19 @@
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
 import { openUrlList, readUrlEntries } from "./url_list.ts";
-import { DownloadStore, openDatabase } from "./store.ts";
+import { type DownloadRow, DownloadStore, openDatabase } from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { ingest, type RunCounters } from "./ingest.ts";
-import { type CheckpointResult, CheckpointScheduler, runCheckpoint } from "./checkpoint.ts";
+import {
+  type CheckpointResult,
+  CheckpointScheduler,
+  type CheckpointTarget,
+  CheckpointWorker,
+} from "./checkpoint.ts";
+import { benchRecorderFromEnv } from "./bench_stats.ts";
 import { formatDuration, ProgressDisplay } from "./progress.ts";
 
 /** Exit codes, as the README documents them. */
@@ -43,6 +49,8 @@ export interface IngestCommandOptions {
   graceSeconds: number;
   onKeyCollision: KeyCollisionMode;
   logIntervalSeconds: number;
+  /** Overwrite `<out>.parquet` with this database's rows instead of merging into it. */
+  replaceParquet: boolean;
 }
 
 /** Where the run's text goes. */
@@ -80,22 +88,57 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     if (options.onKeyCollision === "refuse" && plan.collisions.length > 0) {
       throw new UsageError(describeCollisions(plan, options.keyPrefix));
     }
-    const now = new Date().toISOString();
-    store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
-      url,
-      dataset_id: options.datasetId,
-      status: "skipped",
-      http_status: null,
-      etag: null,
-      error: reason,
-      started_at: now,
-      finished_at: now,
-      multipart_part_size: null,
-      multipart_number_parts: null,
-    })));
-    return await send(options, output, store, workSet, plan, endpoint);
+    const target: CheckpointTarget = {
+      path: `${options.out}.parquet`,
+      upload: {
+        endpoint,
+        key: keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`),
+        policy: options.policy,
+      },
+    };
+    const skipped = [...plan.invalid, ...plan.collisionSkipped];
+    if (plan.toSend === 0 && skipped.length === 0 && await fileExists(target.path)) {
+      output.out(
+        `nothing to do: all ${plan.listed} listed URL(s) are already archived ` +
+          `(${target.path} left as it is)\n`,
+      );
+      return EXIT.ok;
+    }
+    const exporter = await CheckpointWorker.start({
+      db: options.db,
+      target,
+      replaceExisting: options.replaceParquet,
+    });
+    try {
+      const now = new Date().toISOString();
+      const rows = skipped.map(({ url, reason }): DownloadRow => ({
+        url,
+        dataset_id: options.datasetId,
+        status: "skipped",
+        http_status: null,
+        etag: null,
+        error: reason,
+        started_at: now,
+        finished_at: now,
+        multipart_part_size: null,
+        multipart_number_parts: null,
+      }));
+      exporter.record(rows, store.record(rows));
+      return await send(options, output, store, workSet, plan, endpoint, exporter, target);
+    } finally {
+      await exporter.close();
+    }
   } finally {
     db.close();
+  }
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -117,6 +160,8 @@ async function send(
   workSet: WorkSet,
   plan: WorkPlan,
   endpoint: WorkerEndpoint,
+  exporter: CheckpointWorker,
+  target: CheckpointTarget,
 ): Promise<number> {
   const counters: RunCounters = {
     total: plan.toSend,
@@ -127,24 +172,27 @@ async function send(
     retries: 0,
     bytes: 0,
   };
-  const parquetPath = `${options.out}.parquet`;
-  const uploadKey = keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`);
+  const parquetPath = target.path;
+  const uploadKey = target.upload!.key;
   const progress = new ProgressDisplay(counters, {
     write: output.err,
     tty: output.errIsTerminal,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
+  const bench = benchRecorderFromEnv(() => counters.success + counters.failed);
   const checkpoints = new CheckpointScheduler(
-    () =>
-      runCheckpoint(store, {
-        path: parquetPath,
-        upload: { endpoint, key: uploadKey, policy: options.policy },
-      }),
+    () => exporter.checkpoint(),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
       else if (result.upload?.ok === false) {
         progress.log(`checkpoint upload to ${uploadKey} failed: ${result.upload.error}`);
       }
+    },
+    {
+      observer: bench === null ? undefined : {
+        started: () => bench.checkpointStarted(),
+        ended: (result) => bench.checkpointEnded(result instanceof Error ? null : result.exportMs),
+      },
     },
   );
 
@@ -168,6 +216,7 @@ async function send(
   };
   const handlers = listenForSignals(onSignal);
   const started = performance.now();
+  bench?.dispatching(true);
   let end;
   try {
     end = await ingest(
@@ -184,14 +233,17 @@ async function send(
       { graceful: graceful.signal, immediate: immediate.signal },
       {
         onCheckpointDue: () => checkpoints.request(),
+        onCommitted: (rows, rowids) => exporter.record(rows, rowids),
         onWarning: (message) => progress.log(message),
       },
     );
   } finally {
+    bench?.dispatching(false);
     clearTimeout(graceTimer);
     unlistenForSignals(handlers);
   }
   const final = await checkpoints.finish();
+  bench?.write(final instanceof Error ? 0 : final.rows);
   progress.stop();
   const wallSeconds = (performance.now() - started) / 1000;
   output.out(formatSummary(plan, counters, wallSeconds, parquetPath, final));

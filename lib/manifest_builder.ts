@@ -1,0 +1,231 @@
+/**
+ * Keeps the Parquet manifest up to date incrementally, so a checkpoint costs what changed since
+ * the last one rather than the whole table.
+ *
+ * The database's rows are taken in rowid order (an upsert keeps a row's rowid; a new row gets a
+ * larger one) and cut into row groups of {@link ROW_GROUP_ROWS}. A full group is encoded once and
+ * its bytes kept; it is re-encoded (from SQLite) only when a row in it is updated. The rows after
+ * the last full group (the tail) are held as column buffers fed by the caller, and encoded at each
+ * build. Rows of an existing manifest that the database lacks (another dataset's, say) come first,
+ * as groups of their own; a row of the database replaces one of them with the same url.
+ *
+ * @module
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { DOWNLOAD_COLUMNS, type DownloadRow } from "./store.ts";
+import {
+  appendRow,
+  assembleManifest,
+  emptyColumns,
+  type EncodedRowGroup,
+  encodeRowGroup,
+  filterColumns,
+  MANIFEST_COLUMNS,
+  type ManifestBytes,
+  type ManifestColumns,
+  type ManifestRow,
+  manifestRow,
+  openManifestFile,
+  pushRow,
+  ROW_GROUP_ROWS,
+  setRow,
+  sliceColumns,
+} from "./parquet.ts";
+
+/** A full group of database rows: those with rowid in (previous group's last, `lastRowid`]. */
+interface SealedGroup {
+  lastRowid: number;
+  encoded: EncodedRowGroup | null;
+}
+
+/** A group of rows kept from an existing manifest. */
+interface ExtraGroup {
+  columns: ManifestColumns;
+  removed: Set<number>;
+  encoded: EncodedRowGroup | null;
+}
+
+/** A built manifest: the file's bytes and its row count. */
+export interface BuiltManifest extends ManifestBytes {
+  rows: number;
+}
+
+/** The manifest of one database, kept current by {@link ManifestBuilder.upsert}. */
+export class ManifestBuilder {
+  readonly #db: DatabaseSync;
+  readonly #groupRows: number;
+  readonly #sealed: SealedGroup[] = [];
+  #tailRowids: number[] = [];
+  #tail: ManifestColumns = emptyColumns();
+  #tailEncoded: EncodedRowGroup | null = null;
+  readonly #extras: ExtraGroup[] = [];
+  readonly #extraIndex = new Map<string, { group: ExtraGroup; index: number }>();
+  #range: StatementSync | null = null;
+
+  /**
+   * @param db a connection to the database whose `downloads` table the manifest mirrors.
+   * @param groupRows rows per row group (smaller only in tests).
+   */
+  constructor(db: DatabaseSync, groupRows = ROW_GROUP_ROWS) {
+    this.#db = db;
+    this.#groupRows = groupRows;
+  }
+
+  /**
+   * Keeps the rows of the manifest at `path` whose url the database lacks. Returns how many.
+   *
+   * @throws {UnreadableManifestError} when the file exists but cannot be read as a manifest.
+   */
+  async mergeExisting(path: string): Promise<number> {
+    const file = await openManifestFile(path);
+    if (file === null) return 0;
+    const inDatabase = this.#db.prepare("SELECT 1 FROM downloads WHERE url = ?");
+    let kept = 0;
+    let group = this.#newExtraGroup();
+    for (const { start, end } of file.groups) {
+      const urls = await file.readUrls(start, end);
+      if (urls.every((url) => inDatabase.get(url) !== undefined)) continue;
+      const rows = await file.readRows(start, end);
+      for (let i = 0; i < rows.url.length; i++) {
+        const url = rows.url[i];
+        if (this.#extraIndex.has(url) || inDatabase.get(url) !== undefined) continue;
+        this.#extraIndex.set(url, { group, index: group.columns.url.length });
+        pushRow(group.columns, rowAt(rows, i));
+        kept++;
+        if (group.columns.url.length === this.#groupRows) group = this.#newExtraGroup();
+      }
+    }
+    return kept;
+  }
+
+  #newExtraGroup(): ExtraGroup {
+    const group: ExtraGroup = { columns: emptyColumns(), removed: new Set(), encoded: null };
+    this.#extras.push(group);
+    return group;
+  }
+
+  /**
+   * Takes every row of the database, encoding full groups as it goes so that no more than a
+   * group's rows are held at once. Call before the first {@link upsert}.
+   */
+  loadDatabase(): void {
+    const rows = this.#db.prepare(
+      `SELECT rowid AS _rowid, ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads ORDER BY rowid`,
+    ).iterate() as IterableIterator<DownloadRow & { _rowid: number }>;
+    for (const row of rows) {
+      this.#tailRowids.push(row._rowid);
+      appendRow(this.#tail, row);
+      if (this.#tailRowids.length === this.#groupRows) this.#sealTail();
+    }
+  }
+
+  /** Records that `row` was committed with `rowid`; the next build includes it. */
+  upsert(rowid: number, row: DownloadRow): void {
+    const extra = this.#extraIndex.get(row.url);
+    if (extra !== undefined) {
+      this.#extraIndex.delete(row.url);
+      extra.group.removed.add(extra.index);
+      extra.group.encoded = null;
+    }
+    const last = this.#sealed.at(-1);
+    if (last !== undefined && rowid <= last.lastRowid) {
+      this.#sealed[this.#sealedIndexOf(rowid)].encoded = null;
+      return;
+    }
+    this.#tailEncoded = null;
+    const rowids = this.#tailRowids;
+    const values = manifestRow(row);
+    if (rowids.length === 0 || rowid > rowids[rowids.length - 1]) {
+      rowids.push(rowid);
+      pushRow(this.#tail, values);
+      return;
+    }
+    const at = lowerBound(rowids, rowid);
+    if (rowids[at] === rowid) {
+      setRow(this.#tail, at, values);
+      return;
+    }
+    rowids.splice(at, 0, rowid);
+    const tail = this.#tail;
+    for (const name of MANIFEST_COLUMNS) {
+      (tail[name] as unknown[]).splice(at, 0, values[name]);
+    }
+  }
+
+  #sealedIndexOf(rowid: number): number {
+    let lo = 0;
+    let hi = this.#sealed.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#sealed[mid].lastRowid < rowid) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Turns the first group's worth of tail rows into a sealed, encoded group. */
+  #sealTail(): void {
+    const n = this.#groupRows;
+    const group = sliceColumns(this.#tail, 0, n);
+    this.#sealed.push({ lastRowid: this.#tailRowids[n - 1], encoded: encodeRowGroup(group) });
+    this.#tail = sliceColumns(this.#tail, n, this.#tailRowids.length);
+    this.#tailRowids = this.#tailRowids.slice(n);
+    this.#tailEncoded = null;
+  }
+
+  /** Re-reads sealed group `index` from the database. */
+  #readSealed(index: number): ManifestColumns {
+    this.#range ??= this.#db.prepare(
+      `SELECT ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads
+        WHERE rowid > ? AND rowid <= ? ORDER BY rowid`,
+    );
+    const after = index === 0 ? -Number.MAX_VALUE : this.#sealed[index - 1].lastRowid;
+    const columns = emptyColumns();
+    const rows = this.#range.iterate(after, this.#sealed[index].lastRowid);
+    for (const row of rows as IterableIterator<DownloadRow>) appendRow(columns, row);
+    return columns;
+  }
+
+  /** The manifest as it stands: every row taken so far, re-encoding only what changed. */
+  build(): BuiltManifest {
+    while (this.#tailRowids.length >= this.#groupRows) this.#sealTail();
+    for (const group of this.#extras) {
+      if (group.encoded !== null) continue;
+      if (group.removed.size > 0) {
+        filterColumns(group.columns, (i) => !group.removed.has(i));
+        group.removed.clear();
+        group.columns.url.forEach((url, index) => this.#extraIndex.set(url, { group, index }));
+      }
+      group.encoded = encodeRowGroup(group.columns);
+    }
+    this.#sealed.forEach((group, index) => {
+      group.encoded ??= encodeRowGroup(this.#readSealed(index));
+    });
+    this.#tailEncoded ??= encodeRowGroup(this.#tail);
+    const groups = [
+      ...this.#extras.map((g) => g.encoded!),
+      ...this.#sealed.map((g) => g.encoded!),
+      this.#tailEncoded,
+    ];
+    return { ...assembleManifest(groups), rows: groups.reduce((sum, g) => sum + g.rows, 0) };
+  }
+}
+
+function rowAt(columns: ManifestColumns, index: number): ManifestRow {
+  const row: Record<string, unknown> = {};
+  for (const name of MANIFEST_COLUMNS) row[name] = columns[name][index];
+  return row as ManifestRow;
+}
+
+/** The first index of sorted `values` whose value is ≥ `target`. */
+function lowerBound(values: number[], target: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (values[mid] < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
