@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { ManifestBuilder } from "../lib/manifest_builder.ts";
 import { type DownloadRow, DownloadStore, openDatabase } from "../lib/store.ts";
 import { concatParts, emptyColumns, encodeManifest, manifestRow, pushRow } from "../lib/parquet.ts";
