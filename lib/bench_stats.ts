@@ -9,10 +9,10 @@
 /** The variable naming the stats file. */
 export const BENCH_STATS_ENV = "D4C_INGESTOR_BENCH_STATS";
 
-/** Results committed over some seconds of the dispatch loop. */
+/** Worker answers received over some seconds of the dispatch loop. */
 export interface RateSample {
   seconds: number;
-  results: number;
+  answers: number;
 }
 
 /** What one run wrote to the stats file. */
@@ -27,7 +27,7 @@ export interface BenchStats {
   parquet_rows: number;
   /** Peak resident set (VmHWM) just before exit, where /proc tells it. */
   peak_rss_mb: number | null;
-  /** Results committed while a checkpoint was running, and while none was. */
+  /** Worker answers received while a checkpoint was running, and while none was. */
   dispatch: { during_checkpoint: RateSample; between_checkpoints: RateSample };
 }
 
@@ -35,8 +35,8 @@ export interface BenchStats {
 export class BenchRecorder {
   readonly #path: string;
   readonly #done: () => number;
-  readonly #during: RateSample = { seconds: 0, results: 0 };
-  readonly #between: RateSample = { seconds: 0, results: 0 };
+  readonly #during: RateSample = { seconds: 0, answers: 0 };
+  readonly #between: RateSample = { seconds: 0, answers: 0 };
   #inCheckpoint = false;
   #dispatching = false;
   #markTime = 0;
@@ -47,7 +47,7 @@ export class BenchRecorder {
 
   /**
    * @param path where to write the stats.
-   * @param done the number of results committed so far.
+   * @param done the number of worker answers received so far.
    */
   constructor(path: string, done: () => number) {
     this.#path = path;
@@ -61,7 +61,7 @@ export class BenchRecorder {
     if (this.#dispatching) {
       const bucket = this.#inCheckpoint ? this.#during : this.#between;
       bucket.seconds += (now - this.#markTime) / 1000;
-      bucket.results += done - this.#markDone;
+      bucket.answers += done - this.#markDone;
     }
     this.#markTime = now;
     this.#markDone = done;

@@ -2,8 +2,8 @@
  * Parquet checkpoints: write the manifest to `<out>.parquet` and upload it through the worker.
  *
  * During a run the manifest lives in a Web Worker ({@link CheckpointWorker}, checkpoint_worker.ts)
- * that is told of every committed row and rebuilds only what changed, so a checkpoint costs the
- * dispatch loop nothing but a message. {@link CheckpointScheduler} never runs two checkpoints at
+ * that commits every result and rebuilds only what changed, so committing and checkpointing cost
+ * the dispatch loop nothing but messages. {@link CheckpointScheduler} never runs two checkpoints at
  * once, folds requests made meanwhile into one follow-up, and spaces checkpoints so that they
  * take at most about half the wall time.
  *
@@ -112,13 +112,15 @@ async function uploadFile(
   return await uploadWithRetries(upload.endpoint, upload.key, body, upload.policy);
 }
 
-/** Builds the manifest with `build`, writes it to the target atomically, then uploads it if asked. */
+/**
+ * Writes a built manifest to the target atomically, then uploads it if asked. `started` is when
+ * building it began (for the export time).
+ */
 export async function writeAndUpload(
-  build: () => BuiltManifest,
+  { parts, size, rows }: BuiltManifest,
   target: CheckpointTarget,
+  started: number,
 ): Promise<CheckpointResult> {
-  const started = performance.now();
-  const { parts, size, rows } = build();
   await writeFileAtomically(target.path, parts);
   return await uploadExported(rows, size, performance.now() - started, target);
 }
@@ -159,6 +161,7 @@ export class CheckpointWorker {
   readonly #worker: Worker;
   readonly #path: string;
   readonly #waiting = new Map<number, PromiseWithResolvers<CheckpointResult>>();
+  readonly #commits = new Map<number, PromiseWithResolvers<void>>();
   readonly #opened = Promise.withResolvers<number>();
   readonly #closed = Promise.withResolvers<void>();
   #nextId = 1;
@@ -209,6 +212,14 @@ export class CheckpointWorker {
       case "unreadable":
         this.#opened.reject(new UsageError(unreadableMessage(this.#path, message.message)));
         return;
+      case "committed":
+        this.#commits.get(message.id)?.resolve();
+        this.#commits.delete(message.id);
+        return;
+      case "commit-failed":
+        this.#commits.get(message.id)?.reject(new Error(`commit failed: ${message.message}`));
+        this.#commits.delete(message.id);
+        return;
       case "checkpoint":
         this.#waiting.get(message.id)?.resolve(message.result);
         this.#waiting.delete(message.id);
@@ -229,17 +240,24 @@ export class CheckpointWorker {
     this.#failure ??= error;
     this.#opened.reject(error);
     this.#closed.resolve();
-    for (const waiting of this.#waiting.values()) waiting.reject(error);
+    for (const waiting of [...this.#waiting.values(), ...this.#commits.values()]) {
+      waiting.reject(error);
+    }
     this.#waiting.clear();
+    this.#commits.clear();
   }
 
-  /** Tells the worker that `rows` were committed with `rowids`. */
-  record(rows: readonly DownloadRow[], rowids: readonly number[]): void {
-    if (this.#failure !== null || rows.length === 0) return;
-    this.#post({ type: "rows", rows: rows as DownloadRow[], rowids: rowids as number[] });
+  /** Commits `rows` to the database (on the worker's thread); resolves once committed. */
+  commit(rows: DownloadRow[]): Promise<void> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    const waiting = Promise.withResolvers<void>();
+    this.#commits.set(id, waiting);
+    this.#post({ type: "commit", id, rows });
+    return waiting.promise;
   }
 
-  /** Runs a checkpoint of every row recorded so far. */
+  /** Runs a checkpoint of every row committed so far. */
   checkpoint(): Promise<CheckpointResult> {
     if (this.#failure !== null) return Promise.reject(this.#failure);
     const id = this.#nextId++;
@@ -277,6 +295,7 @@ export class CheckpointScheduler {
   readonly #minIntervalMs: number;
   #running: Promise<void> | null = null;
   #pending = false;
+  #nextStart = 0;
   #pause: { timer: ReturnType<typeof setTimeout>; resume: () => void } | null = null;
   /** Checkpoints completed, the final one included. */
   completed = 0;
@@ -301,22 +320,21 @@ export class CheckpointScheduler {
 
   /** Asks for a checkpoint soon; folded into the next one if one is running or pending. */
   request(): void {
-    if (this.#running !== null) {
-      this.#pending = true;
-      return;
-    }
-    this.#running = this.#loop();
+    this.#pending = true;
+    this.#running ??= this.#loop();
   }
 
   async #loop(): Promise<void> {
-    do {
+    while (this.#pending) {
+      const wait = this.#nextStart - performance.now();
+      if (wait > 0) await this.#sleep(wait);
+      if (!this.#pending) break; // finish() took over
       this.#pending = false;
       const started = performance.now();
       await this.#once();
       const took = performance.now() - started;
-      const wait = Math.max(this.#minIntervalMs - took, took);
-      if (this.#pending) await this.#sleep(wait);
-    } while (this.#pending);
+      this.#nextStart = started + Math.max(this.#minIntervalMs, 2 * took);
+    }
     this.#running = null;
   }
 

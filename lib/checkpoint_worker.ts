@@ -1,28 +1,31 @@
 /**
- * The checkpoint Web Worker: keeps the manifest (manifest_builder.ts) on its own thread and its
- * own read-only SQLite connection, so encoding, writing and uploading it never stall the dispatch
- * loop. Messages are handled one at a time, in the order sent: a checkpoint requested after some
- * rows were posted includes them. See {@link CheckpointWorker} in checkpoint.ts for the other end.
+ * The checkpoint Web Worker: on its own thread and SQLite connection it commits the run's results
+ * and keeps the manifest (manifest_builder.ts) current, so neither committing nor encoding,
+ * writing and uploading the manifest stalls the dispatch loop. Messages are handled one at a
+ * time, in the order sent: a checkpoint requested after some rows were committed includes them.
+ * See {@link CheckpointWorker} in checkpoint.ts for the other end.
  *
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
-import { ManifestBuilder } from "./manifest_builder.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
 import { UnreadableManifestError } from "./parquet.ts";
 import { type CheckpointResult, type CheckpointTarget, writeAndUpload } from "./checkpoint.ts";
-import type { DownloadRow } from "./store.ts";
+import { type DownloadRow, DownloadStore, openDatabase } from "./store.ts";
 
 /** Messages to the worker. */
 export type ToCheckpointWorker =
   | { type: "open"; db: string; target: CheckpointTarget; replaceExisting: boolean }
-  | { type: "rows"; rowids: number[]; rows: DownloadRow[] }
+  | { type: "commit"; id: number; rows: DownloadRow[] }
   | { type: "checkpoint"; id: number }
   | { type: "close" };
 
 /** Messages from the worker. */
 export type FromCheckpointWorker =
   | { type: "opened"; kept: number }
+  | { type: "committed"; id: number }
+  | { type: "commit-failed"; id: number; message: string }
   | { type: "unreadable"; message: string }
   | { type: "checkpoint"; id: number; result: CheckpointResult }
   | { type: "checkpoint-failed"; id: number; message: string }
@@ -35,7 +38,12 @@ interface WorkerScope {
 }
 
 const scope = self as unknown as WorkerScope;
-let state: { db: DatabaseSync; builder: ManifestBuilder; target: CheckpointTarget } | null = null;
+let state: {
+  db: DatabaseSync;
+  store: DownloadStore;
+  builder: ManifestBuilder;
+  target: CheckpointTarget;
+} | null = null;
 let queue = Promise.resolve();
 
 scope.onmessage = (event) => {
@@ -48,7 +56,7 @@ scope.onmessage = (event) => {
 async function handle(message: ToCheckpointWorker): Promise<void> {
   switch (message.type) {
     case "open": {
-      const db = new DatabaseSync(message.db, { readOnly: true });
+      const db = openDatabase(message.db);
       const builder = new ManifestBuilder(db);
       let kept = 0;
       if (!message.replaceExisting) {
@@ -63,24 +71,39 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
       }
       scope.postMessage({ type: "opened", kept });
       builder.loadDatabase();
-      state = { db, builder, target: message.target };
+      state = { db, store: new DownloadStore(db), builder, target: message.target };
       return;
     }
-    case "rows": {
-      const builder = opened().builder;
-      for (let i = 0; i < message.rows.length; i++) {
-        builder.upsert(message.rowids[i], message.rows[i]);
+    case "commit": {
+      const { store, builder } = opened();
+      let rowids: number[];
+      try {
+        rowids = store.record(message.rows);
+      } catch (error) {
+        scope.postMessage({ type: "commit-failed", id: message.id, message: messageOf(error) });
+        return;
       }
+      scope.postMessage({ type: "committed", id: message.id });
+      message.rows.forEach((row, i) => builder.upsert(rowids[i], row));
       return;
     }
     case "checkpoint": {
       const { builder, target } = opened();
+      const id = message.id;
+      // Only the build waits in line; writing and uploading (seconds on a slow link) must not
+      // hold up the commits behind it. The scheduler never asks for two checkpoints at once.
+      let built: BuiltManifest;
+      const started = performance.now();
       try {
-        const result = await writeAndUpload(() => builder.build(), target);
-        scope.postMessage({ type: "checkpoint", id: message.id, result });
+        built = builder.build();
       } catch (error) {
-        scope.postMessage({ type: "checkpoint-failed", id: message.id, message: messageOf(error) });
+        scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) });
+        return;
       }
+      writeAndUpload(built, target, started).then(
+        (result) => scope.postMessage({ type: "checkpoint", id, result }),
+        (error) => scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) }),
+      );
       return;
     }
     case "close":

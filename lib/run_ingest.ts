@@ -104,27 +104,26 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       );
       return EXIT.ok;
     }
+    const now = new Date().toISOString();
+    store.record(skipped.map(({ url, reason }): DownloadRow => ({
+      url,
+      dataset_id: options.datasetId,
+      status: "skipped",
+      http_status: null,
+      etag: null,
+      error: reason,
+      started_at: now,
+      finished_at: now,
+      multipart_part_size: null,
+      multipart_number_parts: null,
+    })));
     const exporter = await CheckpointWorker.start({
       db: options.db,
       target,
       replaceExisting: options.replaceParquet,
     });
     try {
-      const now = new Date().toISOString();
-      const rows = skipped.map(({ url, reason }): DownloadRow => ({
-        url,
-        dataset_id: options.datasetId,
-        status: "skipped",
-        http_status: null,
-        etag: null,
-        error: reason,
-        started_at: now,
-        finished_at: now,
-        multipart_part_size: null,
-        multipart_number_parts: null,
-      }));
-      exporter.record(rows, store.record(rows));
-      return await send(options, output, store, workSet, plan, endpoint, exporter, target);
+      return await send(options, output, workSet, plan, endpoint, exporter, target);
     } finally {
       await exporter.close();
     }
@@ -156,7 +155,6 @@ function describeCollisions(plan: WorkPlan, keyPrefix: string): string {
 async function send(
   options: IngestCommandOptions,
   output: Output,
-  store: DownloadStore,
   workSet: WorkSet,
   plan: WorkPlan,
   endpoint: WorkerEndpoint,
@@ -179,7 +177,8 @@ async function send(
     tty: output.errIsTerminal,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
-  const bench = benchRecorderFromEnv(() => counters.success + counters.failed);
+  let answers = 0;
+  const bench = benchRecorderFromEnv(() => answers);
   const checkpoints = new CheckpointScheduler(
     () => exporter.checkpoint(),
     (result) => {
@@ -221,7 +220,7 @@ async function send(
   try {
     end = await ingest(
       workSet.pending(),
-      store,
+      (rows) => exporter.commit(rows),
       {
         datasetId: options.datasetId,
         keyPrefix: options.keyPrefix,
@@ -233,7 +232,7 @@ async function send(
       { graceful: graceful.signal, immediate: immediate.signal },
       {
         onCheckpointDue: () => checkpoints.request(),
-        onCommitted: (rows, rowids) => exporter.record(rows, rowids),
+        onAnswer: bench === null ? undefined : () => answers++,
         onWarning: (message) => progress.log(message),
       },
     );

@@ -209,8 +209,8 @@ async function benchOnce(workerUrl: string, n: number): Promise<Record<string, u
     const urlsPerS = n / (run.wallMs / 1000);
     const during = stats.dispatch.during_checkpoint;
     const between = stats.dispatch.between_checkpoints;
-    const rateDuring = during.seconds > 0 ? during.results / during.seconds : null;
-    const rateBetween = between.seconds > 0 ? between.results / between.seconds : null;
+    const rateDuring = during.seconds > 0 ? during.answers / during.seconds : null;
+    const rateBetween = between.seconds > 0 ? between.answers / between.seconds : null;
     return {
       n,
       c: concurrency,
