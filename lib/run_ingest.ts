@@ -7,7 +7,7 @@
 
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
-import { openUrlList, readUrlEntries } from "./url_list.ts";
+import { openUrlList, readUrlBatches } from "./url_list.ts";
 import { type DownloadRow, DownloadStore, openDatabase } from "./store.ts";
 import { type KeyCollisionMode, type WorkPlan, WorkSet } from "./work_set.ts";
 import { keyUnderPrefix } from "./object_key.ts";
@@ -78,7 +78,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       timeoutMs: options.timeoutSeconds * 1000,
     };
     await preflight(endpoint);
-    const workSet = await WorkSet.load(db, readUrlEntries(stream, `--urls ${options.urls}`));
+    const workSet = await WorkSet.load(db, readUrlBatches(stream, `--urls ${options.urls}`));
     const plan = workSet.plan({
       datasetId: options.datasetId,
       resume: options.resume,

@@ -23,6 +23,8 @@ import { DatabaseSync } from "node:sqlite";
 import type { BenchStats } from "../lib/bench_stats.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The V8 flags the `start` and `compile` tasks (deno.json) run the CLI with. */
+const CLI_V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--max-old-space-size=1024";
 const WORKER = new URL("./bench_worker.ts", import.meta.url).pathname;
 const TOKEN = "bench-token";
 const CEILING_MS = 2000;
@@ -138,7 +140,7 @@ interface CliRun {
 async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "-A", CLI_V8_FLAGS, MAIN, ...args],
     env: { NO_COLOR: "1", D4C_INGESTOR_AUTH_TOKEN: TOKEN, ...env },
     stdin: "null",
     stdout: "piped",
