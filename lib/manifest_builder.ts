@@ -15,12 +15,12 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { DOWNLOAD_COLUMNS, type DownloadRow } from "./store.ts";
 import {
-  appendRow,
   assembleManifest,
   emptyColumns,
   type EncodedRowGroup,
   encodeRowGroup,
   filterColumns,
+  isoToEpochMicros,
   MANIFEST_COLUMNS,
   type ManifestBytes,
   type ManifestColumns,
@@ -110,14 +110,46 @@ export class ManifestBuilder {
    * group's rows are held at once. Call before the first {@link upsert}.
    */
   loadDatabase(): void {
-    const rows = this.#db.prepare(
-      `SELECT rowid AS _rowid, ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads ORDER BY rowid`,
-    ).iterate() as IterableIterator<DownloadRow & { _rowid: number }>;
-    for (const row of rows) {
-      this.#tailRowids.push(row._rowid);
-      appendRow(this.#tail, row);
-      if (this.#tailRowids.length === this.#groupRows) this.#sealTail();
+    let after = -Number.MAX_VALUE;
+    while (true) {
+      const { rowids, columns } = this.#readRows(after, Number.MAX_VALUE, this.#groupRows);
+      if (rowids.length === 0) return;
+      after = rowids[rowids.length - 1];
+      if (rowids.length === this.#groupRows && this.#tailRowids.length === 0) {
+        this.#sealed.push({ lastRowid: after, encoded: encodeRowGroup(columns) });
+        continue;
+      }
+      for (let i = 0; i < rowids.length; i++) {
+        this.#tailRowids.push(rowids[i]);
+        pushRow(this.#tail, rowAt(columns, i));
+        if (this.#tailRowids.length === this.#groupRows) this.#sealTail();
+      }
     }
+  }
+
+  /**
+   * Up to `limit` rows with rowid in (`after`, `last`], in rowid order. SQLite hands them over as
+   * one JSON text: for a million rows, twice as fast as a row object each.
+   */
+  #readRows(
+    after: number,
+    last: number,
+    limit: number,
+  ): { rowids: number[]; columns: ManifestColumns } {
+    this.#range ??= this.#db.prepare(
+      `SELECT json_group_array(json_array(rowid, ${
+        DOWNLOAD_COLUMNS.join(", ")
+      })) AS rows FROM (SELECT rowid, * FROM downloads
+      WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?)`,
+    );
+    const { rows } = this.#range.get(after, last, limit) as { rows: string };
+    const rowids: number[] = [];
+    const columns = emptyColumns();
+    for (const values of JSON.parse(rows) as Json[]) {
+      rowids.push(values[0] as number);
+      pushJsonRow(columns, values);
+    }
+    return { rowids, columns };
   }
 
   /** Records that `row` was committed with `rowid`; the next build includes it. */
@@ -176,15 +208,8 @@ export class ManifestBuilder {
 
   /** Re-reads sealed group `index` from the database. */
   #readSealed(index: number): ManifestColumns {
-    this.#range ??= this.#db.prepare(
-      `SELECT ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads
-        WHERE rowid > ? AND rowid <= ? ORDER BY rowid`,
-    );
     const after = index === 0 ? -Number.MAX_VALUE : this.#sealed[index - 1].lastRowid;
-    const columns = emptyColumns();
-    const rows = this.#range.iterate(after, this.#sealed[index].lastRowid);
-    for (const row of rows as IterableIterator<DownloadRow>) appendRow(columns, row);
-    return columns;
+    return this.#readRows(after, this.#sealed[index].lastRowid, Number.MAX_SAFE_INTEGER).columns;
   }
 
   /** The manifest as it stands: every row taken so far, re-encoding only what changed. */
@@ -216,6 +241,22 @@ function rowAt(columns: ManifestColumns, index: number): ManifestRow {
   const row: Record<string, unknown> = {};
   for (const name of MANIFEST_COLUMNS) row[name] = columns[name][index];
   return row as ManifestRow;
+}
+
+type Json = (string | number | null)[];
+
+/** Appends `[rowid, ...columns]` as SQLite's json_array gives a row (a hot loop: no objects). */
+function pushJsonRow(columns: ManifestColumns, values: Json): void {
+  columns.url.push(values[1] as string);
+  columns.dataset_id.push(values[2] as string);
+  columns.status.push(values[3] as string);
+  columns.http_status.push(values[4] as number | null);
+  columns.etag.push(values[5] as string | null);
+  columns.error.push(values[6] as string | null);
+  columns.started_at.push(isoToEpochMicros(values[7] as string | null));
+  columns.finished_at.push(isoToEpochMicros(values[8] as string | null));
+  columns.multipart_part_size.push(values[9] as number | null);
+  columns.multipart_number_parts.push(values[10] as number | null);
 }
 
 /** The first index of sorted `values` whose value is ≥ `target`. */

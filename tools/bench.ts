@@ -21,6 +21,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { BenchStats } from "../lib/bench_stats.ts";
+import { exportManifest } from "../lib/checkpoint.ts";
+import { DownloadStore, openDatabase } from "../lib/store.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** The V8 flags the `start` and `compile` tasks (deno.json) run the CLI with. */
@@ -203,6 +205,12 @@ async function benchOnce(workerUrl: string, n: number): Promise<Record<string, u
       .get() as { n: number }).n;
     db.close();
     const parquetBytes = (await Deno.stat(join(dir, "manifest.parquet"))).size;
+    // A whole export from scratch (what the first checkpoint of a resumed run costs).
+    const coldDb = openDatabase(join(dir, "bench.sqlite"));
+    const coldStarted = performance.now();
+    await exportManifest(new DownloadStore(coldDb), join(dir, "cold.parquet"));
+    const exportColdMs = performance.now() - coldStarted;
+    coldDb.close();
 
     const resume = await runCli(args);
     const helps = [];
@@ -225,6 +233,7 @@ async function benchOnce(workerUrl: string, n: number): Promise<Record<string, u
       checkpoints: stats.checkpoints,
       export_ms_max: round(stats.export_ms_max),
       export_ms_final: round(stats.export_ms_final),
+      export_ms_cold: Math.round(exportColdMs),
       dispatch_per_s_during_checkpoint: rateDuring === null ? null : Math.round(rateDuring),
       dispatch_per_s_between_checkpoints: rateBetween === null ? null : Math.round(rateBetween),
       dispatch_ratio: rateDuring === null || rateBetween === null

@@ -71,7 +71,9 @@ async function answerPost(request: Request): Promise<Response> {
 
 async function answerPut(request: Request): Promise<Response> {
   const key = request.headers.get("X-S3-Key");
-  const size = (await request.arrayBuffer()).byteLength;
+  let size = 0;
+  // Counted as it streams in: buffering a large manifest would stall this process's POSTs.
+  for await (const chunk of request.body ?? []) size += chunk.length;
   if (key === null) {
     return Response.json({ error: "'X-S3-Key' header is required." }, { status: 400 });
   }
