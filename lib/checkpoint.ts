@@ -286,7 +286,7 @@ export interface CheckpointObserver {
 /**
  * Serialises checkpoints: at most one runs, requests made meanwhile fold into one more, and the
  * next starts no sooner than {@link MIN_CHECKPOINT_INTERVAL_MS} after the previous one started
- * nor sooner than the previous one took after it ended.
+ * (or the scheduler was made) nor sooner than the previous one took after it ended.
  */
 export class CheckpointScheduler {
   readonly #run: () => Promise<CheckpointResult>;
@@ -316,6 +316,7 @@ export class CheckpointScheduler {
     this.#onResult = onResult;
     this.#observer = options.observer ?? null;
     this.#minIntervalMs = options.minIntervalMs ?? MIN_CHECKPOINT_INTERVAL_MS;
+    this.#nextStart = performance.now() + this.#minIntervalMs;
   }
 
   /** Asks for a checkpoint soon; folded into the next one if one is running or pending. */

@@ -42,15 +42,25 @@ Deno.test("requests made while a checkpoint runs fold into one more; none overla
 
 Deno.test("finish waits for the running checkpoint, then runs the final one alone", async () => {
   const { run, release, state } = controlledRuns();
-  const scheduler = new CheckpointScheduler(run, () => {}, { minIntervalMs: 60_000 });
+  const scheduler = new CheckpointScheduler(run, () => {}, { minIntervalMs: 0 });
   scheduler.request();
-  scheduler.request(); // folded, and due only after a long pause
+  scheduler.request(); // folded into a follow-up that finish() makes the final one
   const final = scheduler.finish();
   await release();
   await release();
   await final;
   assert.equal(state.started, 2);
   assert.equal(state.maxRunning, 1);
+});
+
+Deno.test("checkpoints wait out the interval; finish does not", async () => {
+  const { run, release, state } = controlledRuns();
+  const scheduler = new CheckpointScheduler(run, () => {}, { minIntervalMs: 60_000 });
+  scheduler.request(); // due only a minute after the scheduler was made
+  const final = scheduler.finish();
+  await release();
+  await final;
+  assert.equal(state.started, 1);
 });
 
 Deno.test("a failed checkpoint is reported and the next one still runs", async () => {
