@@ -80,23 +80,56 @@ export class ManifestBuilder {
   async mergeExisting(path: string): Promise<number> {
     const file = await openManifestFile(path);
     if (file === null) return 0;
-    const inDatabase = this.#db.prepare("SELECT 1 FROM downloads WHERE url = ?");
+    const missing = this.#missingFromDatabase(await file.readUrls(0, file.rows));
     let kept = 0;
     let group = this.#newExtraGroup();
+    let next = 0;
     for (const { start, end } of file.groups) {
-      const urls = await file.readUrls(start, end);
-      if (urls.every((url) => inDatabase.get(url) !== undefined)) continue;
+      if (next >= missing.length || missing[next] >= end) continue;
       const rows = await file.readRows(start, end);
-      for (let i = 0; i < rows.url.length; i++) {
-        const url = rows.url[i];
-        if (this.#extraIndex.has(url) || inDatabase.get(url) !== undefined) continue;
-        this.#extraIndex.set(url, { group, index: group.columns.url.length });
+      for (; next < missing.length && missing[next] < end; next++) {
+        const i = missing[next] - start;
+        if (this.#extraIndex.has(rows.url[i])) continue;
+        this.#extraIndex.set(rows.url[i], { group, index: group.columns.url.length });
         pushRow(group.columns, rowAt(rows, i));
         kept++;
         if (group.columns.url.length === this.#groupRows) group = this.#newExtraGroup();
       }
     }
     return kept;
+  }
+
+  /**
+   * The positions (ascending) of `urls` that the database has no row for. They are staged in a
+   * temporary table and looked up in url order through both url indexes: for a million URLs,
+   * several times faster than a lookup each.
+   */
+  #missingFromDatabase(urls: string[]): number[] {
+    const db = this.#db;
+    db.exec(`DROP TABLE IF EXISTS temp.merge_urls;
+      CREATE TEMP TABLE merge_urls (position INTEGER PRIMARY KEY, url TEXT NOT NULL)`);
+    try {
+      const insert = db.prepare(
+        `INSERT INTO merge_urls (position, url) VALUES ${Array(100).fill("(?, ?)").join(", ")}`,
+      );
+      const insertOne = db.prepare("INSERT INTO merge_urls (position, url) VALUES (?, ?)");
+      db.exec("BEGIN");
+      let i = 0;
+      for (; i + 100 <= urls.length; i += 100) {
+        insert.run(...urls.slice(i, i + 100).flatMap((url, j) => [i + j, url]));
+      }
+      for (; i < urls.length; i++) insertOne.run(i, urls[i]);
+      db.exec("COMMIT");
+      db.exec("CREATE INDEX temp.merge_urls_url ON merge_urls (url)");
+      const rows = db.prepare(`SELECT m.position AS position
+        FROM merge_urls AS m INDEXED BY merge_urls_url
+        WHERE NOT EXISTS (SELECT 1 FROM downloads AS d WHERE d.url = m.url)`).all() as {
+        position: number;
+      }[];
+      return rows.map((r) => r.position).sort((a, b) => a - b);
+    } finally {
+      db.exec("DROP TABLE IF EXISTS temp.merge_urls");
+    }
   }
 
   #newExtraGroup(): ExtraGroup {

@@ -26,7 +26,7 @@ import { DownloadStore, openDatabase } from "../lib/store.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** The V8 flags the `start` and `compile` tasks (deno.json) run the CLI with. */
-const CLI_V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--max-old-space-size=1024";
+const CLI_V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--max-old-space-size=1024";
 const WORKER = new URL("./bench_worker.ts", import.meta.url).pathname;
 const TOKEN = "bench-token";
 const CEILING_MS = 2000;
