@@ -159,7 +159,7 @@ async function uploadExported(
 /** The checkpoint Web Worker, seen from the thread that commits rows. */
 export class CheckpointWorker {
   readonly #worker: Worker;
-  readonly #path: string;
+  #path = "";
   readonly #waiting = new Map<number, PromiseWithResolvers<CheckpointResult>>();
   readonly #commits = new Map<number, PromiseWithResolvers<void>>();
   readonly #opened = Promise.withResolvers<number>();
@@ -167,8 +167,11 @@ export class CheckpointWorker {
   #nextId = 1;
   #failure: Error | null = null;
 
-  private constructor(path: string) {
-    this.#path = path;
+  /**
+   * Starts the worker thread, which loads its modules meanwhile; {@link open} gives it work.
+   * Call {@link close} (or {@link discard} if it was never opened) when done.
+   */
+  constructor() {
     this.#worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url).href, {
       type: "module",
     });
@@ -181,23 +184,22 @@ export class CheckpointWorker {
   }
 
   /**
-   * Starts the worker on the database at `db`: it reads an existing manifest at the target path
+   * Opens the database at `db`: the worker reads an existing manifest at the target path
    * (unless `replaceExisting`), then the database. Resolves once the existing file is judged.
    *
    * @throws {UsageError} when the existing manifest is not readable and not to be replaced.
    */
-  static async start(
+  async open(
     options: { db: string; target: CheckpointTarget; replaceExisting: boolean },
-  ): Promise<CheckpointWorker> {
-    const handle = new CheckpointWorker(options.target.path);
-    handle.#post({ type: "open", ...options });
-    try {
-      await handle.#opened.promise;
-    } catch (error) {
-      handle.#worker.terminate();
-      throw error;
-    }
-    return handle;
+  ): Promise<void> {
+    this.#path = options.target.path;
+    this.#post({ type: "open", ...options });
+    await this.#opened.promise;
+  }
+
+  /** Stops the worker at once; for a worker that never committed anything. */
+  discard(): void {
+    this.#worker.terminate();
   }
 
   #post(message: ToCheckpointWorker): void {

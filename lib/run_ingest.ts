@@ -70,6 +70,9 @@ const SHOWN_GROUPS = 5;
 export async function runIngest(options: IngestCommandOptions, output: Output): Promise<number> {
   const stream = await openUrlList(options.urls);
   const db = openDatabase(options.db);
+  // Started now so that its thread loads while the list does.
+  const exporter = new CheckpointWorker();
+  let opened = false;
   try {
     const store = new DownloadStore(db);
     const endpoint: WorkerEndpoint = {
@@ -117,17 +120,13 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       multipart_part_size: null,
       multipart_number_parts: null,
     })));
-    const exporter = await CheckpointWorker.start({
-      db: options.db,
-      target,
-      replaceExisting: options.replaceParquet,
-    });
-    try {
-      return await send(options, output, workSet, plan, endpoint, exporter, target);
-    } finally {
-      await exporter.close();
-    }
+    // Opened only now: it reads the database, skipped rows included.
+    await exporter.open({ db: options.db, target, replaceExisting: options.replaceParquet });
+    opened = true;
+    return await send(options, output, workSet, plan, endpoint, exporter, target);
   } finally {
+    if (opened) await exporter.close();
+    else exporter.discard();
     db.close();
   }
 }
