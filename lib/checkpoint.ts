@@ -1,21 +1,22 @@
 /**
- * Parquet checkpoints: export the whole `downloads` table to `<out>.parquet` and upload it through
- * the worker. Checkpoints never overlap; one requested while another runs is folded into a single
- * follow-up, which then reflects every row committed by the time it starts.
+ * Parquet checkpoints: write the manifest to `<out>.parquet` and upload it through the worker.
+ *
+ * During a run the manifest lives in a Web Worker ({@link CheckpointWorker}, checkpoint_worker.ts)
+ * that commits every result and rebuilds only what changed, so committing and checkpointing cost
+ * the dispatch loop nothing but messages. {@link CheckpointScheduler} never runs two checkpoints at
+ * once, folds requests made meanwhile into one follow-up, and spaces checkpoints so that they
+ * take at most about half the wall time.
  *
  * @module
  */
 
 import { retryDelayMs, type RetryPolicy } from "./retry_policy.ts";
 import { uploadObject, type WorkerEndpoint, type WorkerOutcome } from "./worker_client.ts";
-import {
-  appendRow,
-  emptyColumns,
-  encodeManifest,
-  PARQUET_CONTENT_TYPE,
-  writeFileAtomically,
-} from "./parquet.ts";
-import type { DownloadStore } from "./store.ts";
+import { PARQUET_CONTENT_TYPE, UnreadableManifestError, writeFileAtomically } from "./parquet.ts";
+import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
+import { UsageError } from "./errors.ts";
+import type { DownloadRow, DownloadStore } from "./store.ts";
+import type { FromCheckpointWorker, ToCheckpointWorker } from "./checkpoint_worker.ts";
 
 /** Where a checkpoint goes. */
 export interface CheckpointTarget {
@@ -38,16 +39,43 @@ export interface CheckpointResult {
   upload: { ok: boolean; error: string | null; attempts: number } | null;
 }
 
-/** Writes the manifest of every row in `store` to `path`, atomically. */
+/** Shortest time from one checkpoint's start to the next one's. */
+export const MIN_CHECKPOINT_INTERVAL_MS = 1000;
+
+/** The message telling the operator that `path` is in the way. */
+function unreadableMessage(path: string, why: string): string {
+  return `${path} exists but cannot be merged into: ${why}. ` +
+    `Move it away, or pass --replace-parquet to overwrite it with this database's rows`;
+}
+
+/**
+ * Writes the manifest of `store`'s database to `path`, atomically, keeping the rows of an
+ * existing manifest there that the database lacks (the database wins for a url both hold).
+ * Returns its row count and size in bytes.
+ *
+ * @throws {UsageError} when `path` exists but is not a readable manifest, unless
+ * `replaceExisting` is set, in which case it is overwritten with the database's rows alone.
+ */
 export async function exportManifest(
   store: DownloadStore,
   path: string,
-): Promise<{ bytes: Uint8Array<ArrayBuffer>; rows: number }> {
-  const columns = emptyColumns();
-  for (const row of store.rows()) appendRow(columns, row);
-  const bytes = encodeManifest(columns);
-  await writeFileAtomically(path, bytes);
-  return { bytes, rows: columns.url.length };
+  { replaceExisting = false }: { replaceExisting?: boolean } = {},
+): Promise<{ rows: number; bytes: number }> {
+  const builder = new ManifestBuilder(store.database);
+  if (!replaceExisting) {
+    try {
+      await builder.mergeExisting(path);
+    } catch (error) {
+      if (error instanceof UnreadableManifestError) {
+        throw new UsageError(unreadableMessage(path, error.message));
+      }
+      throw error;
+    }
+  }
+  builder.loadDatabase();
+  const built = builder.build();
+  await writeFileAtomically(path, built.parts);
+  return { rows: built.rows, bytes: built.size };
 }
 
 /**
@@ -57,12 +85,13 @@ export async function exportManifest(
 export async function uploadWithRetries(
   endpoint: WorkerEndpoint,
   key: string,
-  bytes: Uint8Array<ArrayBuffer>,
+  bytes: Uint8Array<ArrayBuffer> | (() => Promise<ReadableStream<Uint8Array>>),
   policy: RetryPolicy,
   signal?: AbortSignal,
 ): Promise<{ outcome: WorkerOutcome; attempts: number }> {
   for (let attempt = 1;; attempt++) {
-    const outcome = await uploadObject(endpoint, key, bytes, PARQUET_CONTENT_TYPE, signal);
+    const body = typeof bytes === "function" ? await bytes() : bytes;
+    const outcome = await uploadObject(endpoint, key, body, PARQUET_CONTENT_TYPE, signal);
     if (outcome.ok || !outcome.retryable || attempt > policy.maxRetries) {
       return { outcome, attempts: attempt };
     }
@@ -84,35 +113,216 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Runs one checkpoint: export, then upload if asked. Never throws for an upload failure. */
+/**
+ * Manifests up to this size are uploaded from memory, with a Content-Length; larger ones are
+ * streamed from the file (chunked), as sending a buffer makes fetch hold copies of it.
+ */
+export const STREAM_UPLOAD_BYTES = 8 * 1024 * 1024;
+
+/** Uploads the file at `path` under the target's upload settings. */
+async function uploadFile(
+  path: string,
+  size: number,
+  upload: NonNullable<CheckpointTarget["upload"]>,
+): Promise<{ outcome: WorkerOutcome; attempts: number }> {
+  const body = size <= STREAM_UPLOAD_BYTES
+    ? await Deno.readFile(path)
+    : async () => (await Deno.open(path, { read: true })).readable;
+  return await uploadWithRetries(upload.endpoint, upload.key, body, upload.policy, upload.signal);
+}
+
+/**
+ * Writes a built manifest to the target atomically, then uploads it if asked. `started` is when
+ * building it began (for the export time).
+ */
+export async function writeAndUpload(
+  { parts, size, rows }: BuiltManifest,
+  target: CheckpointTarget,
+  started: number,
+): Promise<CheckpointResult> {
+  await writeFileAtomically(target.path, parts);
+  return await uploadExported(rows, size, performance.now() - started, target);
+}
+
+/**
+ * Runs one checkpoint on this thread: export (merging an existing manifest), then upload if
+ * asked. Never throws for an upload failure.
+ */
 export async function runCheckpoint(
   store: DownloadStore,
   target: CheckpointTarget,
 ): Promise<CheckpointResult> {
   const started = performance.now();
-  const { bytes, rows } = await exportManifest(store, target.path);
-  const exportMs = performance.now() - started;
+  const { rows, bytes } = await exportManifest(store, target.path);
+  return await uploadExported(rows, bytes, performance.now() - started, target);
+}
+
+async function uploadExported(
+  rows: number,
+  size: number,
+  exportMs: number,
+  target: CheckpointTarget,
+): Promise<CheckpointResult> {
   const at = new Date();
-  if (target.upload === null) return { rows, bytes: bytes.length, exportMs, at, upload: null };
-  const { endpoint, key, policy, signal } = target.upload;
-  const { outcome, attempts } = await uploadWithRetries(endpoint, key, bytes, policy, signal);
+  if (target.upload === null) return { rows, bytes: size, exportMs, at, upload: null };
+  const { outcome, attempts } = await uploadFile(target.path, size, target.upload);
   return {
     rows,
-    bytes: bytes.length,
+    bytes: size,
     exportMs,
     at,
     upload: { ok: outcome.ok, error: outcome.ok ? null : outcome.error, attempts },
   };
 }
 
+/** The checkpoint Web Worker, seen from the thread that commits rows. */
+export class CheckpointWorker {
+  readonly #worker: Worker;
+  #path = "";
+  readonly #waiting = new Map<number, PromiseWithResolvers<CheckpointResult>>();
+  readonly #commits = new Map<number, PromiseWithResolvers<void>>();
+  readonly #opened = Promise.withResolvers<number>();
+  readonly #closed = Promise.withResolvers<void>();
+  #nextId = 1;
+  #failure: Error | null = null;
+
+  /**
+   * Starts the worker thread, which loads its modules meanwhile; {@link open} gives it work.
+   * Call {@link close} (or {@link discard} if it was never opened) when done.
+   */
+  constructor() {
+    this.#worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    this.#worker.onmessage = (event: MessageEvent<FromCheckpointWorker>) =>
+      this.#receive(event.data);
+    this.#worker.onerror = (event) => {
+      event.preventDefault();
+      this.#fail(new Error(`checkpoint worker failed: ${event.message}`));
+    };
+  }
+
+  /**
+   * Opens the database at `db`: the worker reads an existing manifest at the target path
+   * (unless `replaceExisting`), then the database. Resolves once the existing file is judged.
+   *
+   * @throws {UsageError} when the existing manifest is not readable and not to be replaced.
+   */
+  async open(
+    options: { db: string; target: CheckpointTarget; replaceExisting: boolean },
+  ): Promise<void> {
+    this.#path = options.target.path;
+    this.#post({ type: "open", ...options });
+    await this.#opened.promise;
+  }
+
+  /** Stops the worker at once; for a worker that never committed anything. */
+  discard(): void {
+    this.#worker.terminate();
+  }
+
+  #post(message: ToCheckpointWorker): void {
+    this.#worker.postMessage(message);
+  }
+
+  #receive(message: FromCheckpointWorker): void {
+    switch (message.type) {
+      case "opened":
+        this.#opened.resolve(message.kept);
+        return;
+      case "unreadable":
+        this.#opened.reject(new UsageError(unreadableMessage(this.#path, message.message)));
+        return;
+      case "committed":
+        this.#commits.get(message.id)?.resolve();
+        this.#commits.delete(message.id);
+        return;
+      case "commit-failed":
+        this.#commits.get(message.id)?.reject(new Error(`commit failed: ${message.message}`));
+        this.#commits.delete(message.id);
+        return;
+      case "checkpoint":
+        this.#waiting.get(message.id)?.resolve(message.result);
+        this.#waiting.delete(message.id);
+        return;
+      case "checkpoint-failed":
+        this.#waiting.get(message.id)?.reject(new Error(message.message));
+        this.#waiting.delete(message.id);
+        return;
+      case "crashed":
+        this.#fail(new Error(`checkpoint worker failed: ${message.message}`));
+        return;
+      case "closed":
+        this.#closed.resolve();
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#opened.reject(error);
+    this.#closed.resolve();
+    for (const waiting of [...this.#waiting.values(), ...this.#commits.values()]) {
+      waiting.reject(error);
+    }
+    this.#waiting.clear();
+    this.#commits.clear();
+  }
+
+  /** Commits `rows` to the database (on the worker's thread); resolves once committed. */
+  commit(rows: DownloadRow[]): Promise<void> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    const waiting = Promise.withResolvers<void>();
+    this.#commits.set(id, waiting);
+    this.#post({ type: "commit", id, rows });
+    return waiting.promise;
+  }
+
+  /** Runs a checkpoint of every row committed so far. */
+  checkpoint(): Promise<CheckpointResult> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    const waiting = Promise.withResolvers<CheckpointResult>();
+    this.#waiting.set(id, waiting);
+    this.#post({ type: "checkpoint", id });
+    return waiting.promise;
+  }
+
+  /** Abandons any manifest upload under way or to come (the operator's second Ctrl-C). */
+  abortUploads(): void {
+    this.#post({ type: "abort-uploads" });
+  }
+
+  /** Lets the worker close its database, then stops it. */
+  async close(): Promise<void> {
+    if (this.#failure === null) {
+      this.#post({ type: "close" });
+      await this.#closed.promise;
+    }
+    this.#worker.terminate();
+  }
+}
+
+/** Told when checkpoints start and end (for `deno task bench`). */
+export interface CheckpointObserver {
+  started(): void;
+  ended(result: CheckpointResult | Error): void;
+}
+
 /**
- * Serialises checkpoints: at most one runs, and requests made meanwhile fold into one more.
+ * Serialises checkpoints: at most one runs, requests made meanwhile fold into one more, and the
+ * next starts no sooner than {@link MIN_CHECKPOINT_INTERVAL_MS} after the previous one started
+ * (or the scheduler was made) nor sooner than the previous one took after it ended.
  */
 export class CheckpointScheduler {
   readonly #run: () => Promise<CheckpointResult>;
   readonly #onResult: (result: CheckpointResult | Error) => void;
+  readonly #observer: CheckpointObserver | null;
+  readonly #minIntervalMs: number;
   #running: Promise<void> | null = null;
   #pending = false;
+  #nextStart = 0;
+  #pause: { timer: ReturnType<typeof setTimeout>; resume: () => void } | null = null;
   /** Checkpoints completed, the final one included. */
   completed = 0;
   /** The last checkpoint's result. */
@@ -121,34 +331,55 @@ export class CheckpointScheduler {
   /**
    * @param run performs one checkpoint.
    * @param onResult told of each checkpoint's result, or of the error that stopped it.
+   * @param options `observer` told of starts and ends; `minIntervalMs` between starts.
    */
   constructor(
     run: () => Promise<CheckpointResult>,
     onResult: (result: CheckpointResult | Error) => void,
+    options: { observer?: CheckpointObserver; minIntervalMs?: number } = {},
   ) {
     this.#run = run;
     this.#onResult = onResult;
+    this.#observer = options.observer ?? null;
+    this.#minIntervalMs = options.minIntervalMs ?? MIN_CHECKPOINT_INTERVAL_MS;
+    this.#nextStart = performance.now() + this.#minIntervalMs;
   }
 
-  /** Asks for a checkpoint soon; folded into the next one if one is already running. */
+  /** Asks for a checkpoint soon; folded into the next one if one is running or pending. */
   request(): void {
-    if (this.#running !== null) {
-      this.#pending = true;
-      return;
-    }
-    this.#running = this.#loop();
+    this.#pending = true;
+    this.#running ??= this.#loop();
   }
 
   async #loop(): Promise<void> {
-    do {
+    while (this.#pending) {
+      const wait = this.#nextStart - performance.now();
+      if (wait > 0) await this.#sleep(wait);
+      if (!this.#pending) break; // finish() took over
       this.#pending = false;
+      const started = performance.now();
       await this.#once();
-    } while (this.#pending);
+      const took = performance.now() - started;
+      this.#nextStart = started + Math.max(this.#minIntervalMs, 2 * took);
+    }
     this.#running = null;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const resume = () => {
+        clearTimeout(timer);
+        this.#pause = null;
+        resolve();
+      };
+      const timer = setTimeout(resume, ms);
+      this.#pause = { timer, resume };
+    });
   }
 
   async #once(): Promise<CheckpointResult | Error> {
     let result: CheckpointResult | Error;
+    this.#observer?.started();
     try {
       result = await this.#run();
       this.last = result;
@@ -156,6 +387,7 @@ export class CheckpointScheduler {
     } catch (error) {
       result = error instanceof Error ? error : new Error(String(error));
     }
+    this.#observer?.ended(result);
     this.#onResult(result);
     return result;
   }
@@ -163,6 +395,7 @@ export class CheckpointScheduler {
   /** Waits for any running checkpoint, then runs the final one, which sees every committed row. */
   async finish(): Promise<CheckpointResult | Error> {
     this.#pending = false;
+    this.#pause?.resume();
     while (this.#running !== null) await this.#running;
     return await this.#once();
   }

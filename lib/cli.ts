@@ -72,6 +72,7 @@ interface IngestFlags {
   rate?: number;
   quiet?: true;
   json?: true;
+  replaceParquet: boolean;
 }
 
 /** The commander program; `run` receives the exit code of whichever command ran. */
@@ -135,6 +136,12 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
       "most worker requests started per second, retries included (default: no cap)",
       positiveNumber,
     )
+    .option(
+      "--replace-parquet",
+      "overwrite <out>.parquet with this database's rows instead of merging into it " +
+        "(needed when it is unreadable)",
+      false,
+    )
     .enablePositionalOptions()
     // Commander checks the mandatory options of a subcommand's ancestors too: the ingest run's
     // required flags are not required of the subcommands.
@@ -175,6 +182,7 @@ async function ingestAction(flags: IngestFlags): Promise<number> {
     rate: flags.rate ?? null,
     quiet: flags.quiet === true,
     json: flags.json === true,
+    replaceParquet: flags.replaceParquet,
   }, processOutput());
 }
 

@@ -1,14 +1,22 @@
 /**
  * The ingest loop: keeps exactly `concurrency` worker requests in flight while work remains,
  * retries what can heal, commits each final result before counting it, and asks for a Parquet
- * checkpoint after every 100th success.
+ * checkpoint after every 100th success. Results that finish close together are handed to `commit`
+ * as one batch (per macrotask), which may commit them on another thread, so dispatch never waits
+ * for SQLite and a fast worker is not throttled by one transaction per URL.
  *
  * @module
  */
 
 import { retryDelayMs, type RetryPolicy } from "./retry_policy.ts";
 import { requestDownload, type WorkerEndpoint, type WorkerOutcome } from "./worker_client.ts";
-import type { DownloadRow, DownloadStore } from "./store.ts";
+import type { DownloadRow } from "./store.ts";
+
+/**
+ * Commits rows durably (to the `downloads` table); resolves once they are committed. Calls may
+ * overlap; each URL appears in at most one call per run.
+ */
+export type CommitRows = (rows: DownloadRow[]) => Promise<void>;
 
 /** Successes between two checkpoints, as in the Python original. */
 export const CHECKPOINT_EVERY = 100;
@@ -61,8 +69,10 @@ export type IngestEnd = "completed" | "stopped" | "token-rejected";
 
 /** Hooks the caller may attach. */
 export interface IngestHooks {
-  /** Called after every committed success whose count is a multiple of {@link CHECKPOINT_EVERY}. */
+  /** Called after a commit that brought the successes past a multiple of {@link CHECKPOINT_EVERY}. */
   onCheckpointDue?: () => void;
+  /** Called when any request to the worker ends, whatever its outcome (`deno task bench`). */
+  onAnswer?: () => void;
   /** A line worth telling the operator (e.g. the token was revoked). */
   onWarning?: (message: string) => void;
 }
@@ -90,13 +100,13 @@ export function outcomeToRow(url: string, datasetId: string, outcome: WorkerOutc
 }
 
 /**
- * Sends every URL of `pending` to the worker and records the results in `store`. Resolves when
+ * Sends every URL of `pending` to the worker and records the results with `commit`. Resolves when
  * all are recorded, or when a stop or a rejected token ended the run early (every URL that was
  * started is still recorded).
  */
 export function ingest(
   pending: Iterator<string>,
-  store: DownloadStore,
+  commit: CommitRows,
   config: IngestConfig,
   counters: RunCounters,
   stop: StopSignals,
@@ -112,17 +122,52 @@ export function ingest(
 
   const halted = () => stop.graceful.aborted || tokenRejected;
 
-  const record = (job: Job, outcome: WorkerOutcome) => {
-    store.record([outcomeToRow(job.url, config.datasetId, outcome)]);
-    if (outcome.ok) {
-      counters.success++;
-      counters.bytes += outcome.sizeBytes ?? 0;
-      if (counters.success % CHECKPOINT_EVERY === 0) hooks.onCheckpointDue?.();
-    } else {
-      counters.failed++;
-      const message = outcome.error ?? "unknown error";
-      counters.errors.set(message, (counters.errors.get(message) ?? 0) + 1);
+  const toCommit: { job: Job; outcome: WorkerOutcome }[] = [];
+  let commitTimer: ReturnType<typeof setTimeout> | null = null;
+  let committing = 0;
+
+  const fail = (error: unknown) => {
+    if (finished) return;
+    finished = true;
+    reject(error);
+  };
+
+  /** Counts a batch once it is committed. */
+  const count = (batch: { outcome: WorkerOutcome }[]) => {
+    const before = counters.success;
+    for (const { outcome } of batch) {
+      if (outcome.ok) {
+        counters.success++;
+        counters.bytes += outcome.sizeBytes ?? 0;
+      } else {
+        counters.failed++;
+        const message = outcome.error ?? "unknown error";
+        counters.errors.set(message, (counters.errors.get(message) ?? 0) + 1);
+      }
     }
+    if (Math.floor(counters.success / CHECKPOINT_EVERY) > Math.floor(before / CHECKPOINT_EVERY)) {
+      hooks.onCheckpointDue?.();
+    }
+  };
+
+  /** Sends every finished result to be committed; they are counted when that is done. */
+  const flush = () => {
+    if (commitTimer !== null) clearTimeout(commitTimer);
+    commitTimer = null;
+    if (toCommit.length === 0) return;
+    const batch = toCommit.splice(0);
+    committing++;
+    commit(batch.map(({ job, outcome }) => outcomeToRow(job.url, config.datasetId, outcome)))
+      .then(() => {
+        committing--;
+        count(batch);
+        fill();
+      }, fail);
+  };
+
+  const record = (job: Job, outcome: WorkerOutcome) => {
+    toCommit.push({ job, outcome });
+    commitTimer ??= setTimeout(flush, 0);
   };
 
   const nextJob = (): Job | undefined => {
@@ -172,6 +217,8 @@ export function ingest(
         void attempt(job);
       }
       if (counters.inFlight === 0 && waiting.size === 0 && (halted() || exhausted)) {
+        flush();
+        if (committing > 0) return;
         finished = true;
         clearTimeout(paceTimer);
         stop.graceful.removeEventListener("abort", fill);
@@ -179,8 +226,7 @@ export function ingest(
         else resolve(stop.graceful.aborted ? "stopped" : "completed");
       }
     } catch (error) {
-      finished = true;
-      reject(error);
+      fail(error);
     }
   };
 
@@ -193,6 +239,7 @@ export function ingest(
       key_prefix: config.keyPrefix,
     }, stop.immediate);
     counters.inFlight--;
+    hooks.onAnswer?.();
     job.attempts++;
     job.last = outcome;
     if (outcome.httpStatus === 401 && !tokenRejected) {
@@ -210,13 +257,7 @@ export function ingest(
       waiting.set(timer, job);
       counters.retryWaiting++;
     } else {
-      try {
-        record(job, outcome);
-      } catch (error) {
-        finished = true;
-        reject(error);
-        return;
-      }
+      record(job, outcome);
     }
     fill();
   };

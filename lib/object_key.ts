@@ -6,8 +6,8 @@
  */
 
 /** The object's file name the worker derives from `url`: its last path segment, or `unnamed`. */
-export function objectName(url: string): string {
-  const pathname = new URL(url).pathname;
+export function objectName(url: string | URL): string {
+  const pathname = (typeof url === "string" ? new URL(url) : url).pathname;
   return pathname.slice(pathname.lastIndexOf("/") + 1) || "unnamed";
 }
 

@@ -7,9 +7,10 @@
 
 import { basename } from "node:path";
 import { UsageError } from "./errors.ts";
-import { openUrlList, readUrlEntries } from "./url_list.ts";
+import { openUrlList, readUrlBatches } from "./url_list.ts";
 import {
   databaseExists,
+  type DownloadRow,
   DownloadStore,
   openDatabase,
   removeDatabase,
@@ -21,7 +22,8 @@ import { listenForStopSignals, stopListening, type StopSignal } from "./signals.
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { ingest, type RunCounters } from "./ingest.ts";
-import { CheckpointScheduler, runCheckpoint } from "./checkpoint.ts";
+import { CheckpointScheduler, type CheckpointTarget, CheckpointWorker } from "./checkpoint.ts";
+import { benchRecorderFromEnv } from "./bench_stats.ts";
 import { ProgressDisplay } from "./progress.ts";
 import { buildRunSummary, formatRunSummary, type RunEnd } from "./summary.ts";
 import { dryRunReport, formatDryRun } from "./dry_run.ts";
@@ -61,6 +63,8 @@ export interface IngestCommandOptions {
   quiet: boolean;
   /** The summary as one JSON object on `out`. */
   json: boolean;
+  /** Overwrite `<out>.parquet` with this database's rows instead of merging into it. */
+  replaceParquet: boolean;
 }
 
 /** Where the run's text goes. */
@@ -88,6 +92,9 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     writeAheadLog: false,
   });
   let recording = false;
+  // Started now so that its thread loads while the list does.
+  const exporter = new CheckpointWorker();
+  let opened = false;
   try {
     const store = new DownloadStore(db);
     const endpoint: WorkerEndpoint = {
@@ -96,7 +103,7 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       timeoutMs: options.timeoutSeconds * 1000,
     };
     if (!options.dryRun) await preflight(endpoint, options.policy);
-    const workSet = await WorkSet.load(db, readUrlEntries(stream, `--urls ${options.urls}`));
+    const workSet = await WorkSet.load(db, readUrlBatches(stream, `--urls ${options.urls}`));
     const plan = workSet.plan({
       datasetId: options.datasetId,
       resume: options.resume,
@@ -111,10 +118,26 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
     if (options.onKeyCollision === "refuse" && plan.collisions.length > 0) {
       throw new UsageError(describeCollisions(plan, options.keyPrefix));
     }
+    const target: CheckpointTarget = {
+      path: `${options.out}.parquet`,
+      upload: {
+        endpoint,
+        key: keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`),
+        policy: options.policy,
+      },
+    };
+    const skipped = [...plan.invalid, ...plan.collisionSkipped];
+    if (plan.toSend === 0 && skipped.length === 0 && await fileExists(target.path)) {
+      output.out(
+        `nothing to do: all ${plan.listed} listed URL(s) are already archived ` +
+          `(${target.path} left as it is)\n`,
+      );
+      return EXIT.ok;
+    }
     const now = new Date().toISOString();
     recording = true;
     useWriteAheadLog(db);
-    store.record([...plan.invalid, ...plan.collisionSkipped].map(({ url, reason }) => ({
+    store.record(skipped.map(({ url, reason }): DownloadRow => ({
       url,
       dataset_id: options.datasetId,
       status: "skipped",
@@ -126,10 +149,24 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       multipart_part_size: null,
       multipart_number_parts: null,
     })));
-    return await send(options, output, store, workSet, plan, endpoint);
+    // Opened only now: it reads the database, skipped rows included.
+    await exporter.open({ db: options.db, target, replaceExisting: options.replaceParquet });
+    opened = true;
+    return await send(options, output, workSet, plan, endpoint, exporter, target);
   } finally {
+    if (opened) await exporter.close();
+    else exporter.discard();
     db.close();
     if (created && !recording) removeDatabase(options.db);
+  }
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -147,10 +184,11 @@ function describeCollisions(plan: WorkPlan, keyPrefix: string): string {
 async function send(
   options: IngestCommandOptions,
   output: Output,
-  store: DownloadStore,
   workSet: WorkSet,
   plan: WorkPlan,
   endpoint: WorkerEndpoint,
+  exporter: CheckpointWorker,
+  target: CheckpointTarget,
 ): Promise<number> {
   const counters: RunCounters = {
     total: plan.toSend,
@@ -162,22 +200,18 @@ async function send(
     bytes: 0,
     errors: new Map(),
   };
-  const parquetPath = `${options.out}.parquet`;
-  const uploadKey = keyUnderPrefix(options.keyPrefix, `${basename(options.out)}.parquet`);
+  const parquetPath = target.path;
+  const uploadKey = target.upload!.key;
   const progress = new ProgressDisplay(counters, {
     write: output.err,
     mode: options.quiet ? "quiet" : output.errIsTerminal ? "bar" : "lines",
     colour: output.errColour,
     logIntervalMs: options.logIntervalSeconds * 1000,
   });
-  // Aborted by a second signal only: --grace running out ends downloads, not the manifest upload.
-  const uploads = new AbortController();
+  let answers = 0;
+  const bench = benchRecorderFromEnv(() => answers);
   const checkpoints = new CheckpointScheduler(
-    () =>
-      runCheckpoint(store, {
-        path: parquetPath,
-        upload: { endpoint, key: uploadKey, policy: options.policy, signal: uploads.signal },
-      }),
+    () => exporter.checkpoint(),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
       else {
@@ -186,6 +220,12 @@ async function send(
           progress.log(`checkpoint upload to ${uploadKey} failed: ${result.upload.error}`);
         }
       }
+    },
+    {
+      observer: bench === null ? undefined : {
+        started: () => bench.checkpointStarted(),
+        ended: (result) => bench.checkpointEnded(result instanceof Error ? null : result.exportMs),
+      },
     },
   );
 
@@ -205,18 +245,19 @@ async function send(
     } else {
       progress.log(`${name}: aborting ${counters.inFlight} request(s) in flight`);
       immediate.abort();
-      uploads.abort();
+      exporter.abortUploads();
     }
   };
   // Listening until the final checkpoint is done, so that a second signal can cut its upload short.
   const listeners = listenForStopSignals(onSignal);
   const started = performance.now();
+  bench?.dispatching(true);
   let end;
   let final;
   try {
     end = await ingest(
       workSet.pending(),
-      store,
+      (rows) => exporter.commit(rows),
       {
         datasetId: options.datasetId,
         keyPrefix: options.keyPrefix,
@@ -229,16 +270,19 @@ async function send(
       { graceful: graceful.signal, immediate: immediate.signal },
       {
         onCheckpointDue: () => checkpoints.request(),
+        onAnswer: bench === null ? undefined : () => answers++,
         onWarning: (message) => progress.log(message),
       },
     );
     clearTimeout(graceTimer);
     final = await checkpoints.finish();
   } finally {
+    bench?.dispatching(false);
     clearTimeout(graceTimer);
     stopListening(listeners);
     progress.stop();
   }
+  bench?.write(final instanceof Error ? 0 : final.rows);
   const wallSeconds = (performance.now() - started) / 1000;
   const runEnd: RunEnd = end === "token-rejected"
     ? "token-rejected"

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { UsageError } from "./errors.ts";
 
 /** The Python original's DDL, verbatim: existing users' databases have exactly this shape. */
@@ -58,10 +58,11 @@ export const DOWNLOAD_COLUMNS = [
 ] as const satisfies readonly (keyof DownloadRow)[];
 
 const UPSERT_SQL = `INSERT INTO downloads (${DOWNLOAD_COLUMNS.join(", ")})
-  VALUES (${DOWNLOAD_COLUMNS.map((c) => `:${c}`).join(", ")})
+  VALUES (${DOWNLOAD_COLUMNS.map(() => "?").join(", ")})
   ON CONFLICT(url) DO UPDATE SET ${
   DOWNLOAD_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(", ")
-}`;
+}
+  RETURNING rowid`;
 
 /** How {@link openDatabase} leaves the database. */
 export interface OpenOptions {
@@ -179,17 +180,43 @@ export class DownloadStore {
     this.#upsert = db.prepare(UPSERT_SQL);
   }
 
-  /** Writes `rows` in one transaction; when this returns they are committed. */
-  record(rows: readonly DownloadRow[]): void {
-    if (rows.length === 0) return;
+  /** The connection the store writes through. */
+  get database(): DatabaseSync {
+    return this.#db;
+  }
+
+  /**
+   * Writes `rows` in one transaction; when this returns they are committed. Returns each row's
+   * rowid, which an upsert keeps for an existing url (the manifest is in rowid order).
+   */
+  record(rows: readonly DownloadRow[]): number[] {
+    if (rows.length === 0) return [];
+    const rowids = new Array<number>(rows.length);
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      for (const row of rows) this.#upsert.run(row as unknown as Record<string, SQLInputValue>);
+      for (let i = 0; i < rows.length; i++) {
+        // Positional parameters: binding by name costs a third more per row.
+        const row = rows[i];
+        const returned = this.#upsert.get(
+          row.url,
+          row.dataset_id,
+          row.status,
+          row.http_status,
+          row.etag,
+          row.error,
+          row.started_at,
+          row.finished_at,
+          row.multipart_part_size,
+          row.multipart_number_parts,
+        ) as { rowid: number };
+        rowids[i] = returned.rowid;
+      }
       this.#db.exec("COMMIT");
     } catch (error) {
       this.#db.exec("ROLLBACK");
       throw error;
     }
+    return rowids;
   }
 
   /** Every row, in rowid order, one at a time. */

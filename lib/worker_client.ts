@@ -58,11 +58,14 @@ export function requestDownload(
   }, signal);
 }
 
-/** Uploads `bytes` to the bucket at `key` through the worker's PUT endpoint. */
+/**
+ * Uploads `bytes` to the bucket at `key` through the worker's PUT endpoint. A stream is sent
+ * chunked, without Content-Length (which the contract makes optional).
+ */
 export function uploadObject(
   endpoint: WorkerEndpoint,
   key: string,
-  bytes: Uint8Array<ArrayBuffer>,
+  bytes: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
   contentType: string,
   signal?: AbortSignal,
 ): Promise<WorkerOutcome> {
@@ -98,20 +101,72 @@ export async function preflight(endpoint: WorkerEndpoint, policy: RetryPolicy): 
   }
 }
 
+/** A request under way: what aborts it, and when it times out. */
+interface Deadline {
+  controller: AbortController;
+  at: number;
+  expired: boolean;
+}
+
+/**
+ * Every request's timeout is checked by one sweeping timer rather than a timer per request
+ * (`AbortSignal.any` with `AbortSignal.timeout` costs about 10 µs a request, a fifth of a whole
+ * loopback request). A request is aborted at most 5% of its timeout (and at most 1 s) late.
+ */
+const deadlines = new Set<Deadline>();
+let sweeper: { timer: ReturnType<typeof setInterval>; everyMs: number } | null = null;
+
+function sweepEveryMs(timeoutMs: number): number {
+  return Math.min(1000, Math.max(5, timeoutMs / 20));
+}
+
+function sweep(): void {
+  const now = performance.now();
+  for (const deadline of deadlines) {
+    if (deadline.at <= now) {
+      deadline.expired = true;
+      deadlines.delete(deadline);
+      deadline.controller.abort();
+    }
+  }
+  if (deadlines.size === 0 && sweeper !== null) {
+    clearInterval(sweeper.timer);
+    sweeper = null;
+  }
+}
+
+function watch(timeoutMs: number): Deadline {
+  const deadline = {
+    controller: new AbortController(),
+    at: performance.now() + timeoutMs,
+    expired: false,
+  };
+  deadlines.add(deadline);
+  const everyMs = sweepEveryMs(timeoutMs);
+  if (sweeper === null || everyMs < sweeper.everyMs) {
+    if (sweeper !== null) clearInterval(sweeper.timer);
+    // The sweeper alone must not keep the process alive.
+    sweeper = { timer: setInterval(sweep, everyMs).unref(), everyMs };
+  }
+  return deadline;
+}
+
 async function send(
   endpoint: WorkerEndpoint,
   init: { method: string; headers?: Record<string, string>; body: BodyInit },
   signal?: AbortSignal,
 ): Promise<WorkerOutcome> {
   const startedAt = new Date().toISOString();
-  const timeout = AbortSignal.timeout(endpoint.timeoutMs);
-  const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+  const deadline = watch(endpoint.timeoutMs);
+  const abort = () => deadline.controller.abort();
+  if (signal?.aborted) abort();
+  else signal?.addEventListener("abort", abort);
   try {
     const response = await fetch(endpoint.url, {
       method: init.method,
       headers: { ...init.headers, Authorization: `Bearer ${endpoint.authToken}` },
       body: init.body,
-      signal: combined,
+      signal: deadline.controller.signal,
     });
     const { text, cut } = await readCapped(response);
     const safe = withoutToken(text, endpoint.authToken);
@@ -119,13 +174,16 @@ async function send(
   } catch (error) {
     let message: string;
     if (signal?.aborted) message = "interrupted";
-    else if (timeout.aborted) message = `timed out after ${endpoint.timeoutMs / 1000} s`;
+    else if (deadline.expired) message = `timed out after ${endpoint.timeoutMs / 1000} s`;
     else message = `worker request failed: ${networkMessage(error)}`;
     return {
       ...emptyOutcome(startedAt),
       error: withoutToken(message, endpoint.authToken),
       retryable: !signal?.aborted,
     };
+  } finally {
+    deadlines.delete(deadline);
+    signal?.removeEventListener("abort", abort);
   }
 }
 
@@ -165,6 +223,10 @@ function emptyOutcome(startedAt: string): WorkerOutcome {
  */
 async function readCapped(response: Response): Promise<{ text: string; cut: boolean }> {
   if (response.body === null) return { text: "", cut: false };
+  // A declared length within the cap is read in one go: a stream reader costs about as much CPU
+  // as the rest of a loopback request, which matters at thousands of requests per second.
+  const declared = Number(response.headers.get("Content-Length") ?? NaN);
+  if (declared <= MAX_BODY_BYTES) return { text: await response.text(), cut: false };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let length = 0;

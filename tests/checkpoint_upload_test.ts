@@ -9,8 +9,16 @@ function uploads(worker: FakeWorker): string[] {
   return worker.puts().flatMap((r) => r.headers.get("X-S3-Key") ?? []);
 }
 
-async function runWithPuts(putScript: PutScript, urls: string[], extra: string[]) {
-  const worker = startFakeWorker({ putScript });
+async function runWithPuts(
+  putScript: PutScript,
+  urls: string[],
+  extra: string[],
+  answerDelayMs = 0,
+) {
+  const worker = startFakeWorker({
+    putScript,
+    script: answerDelayMs > 0 ? () => ({ delayMs: answerDelayMs }) : undefined,
+  });
   await using files = await fixture(urls);
   try {
     const result = await runCli(files.args(worker, ["--key-prefix", "archive/test/", ...extra]));
@@ -75,11 +83,14 @@ Deno.test("an upload that hangs past --timeout is retried, then reported", async
 });
 
 Deno.test("a failed mid-run upload is reported, and the final one makes up for it", async () => {
+  // One at a time, 12 ms each: the 100th success comes at least 1.2 s in, past the shortest
+  // spacing of checkpoints (1 s), so the checkpoint it asks for runs before the final one.
   const { result, uploads, manifestRows } = await runWithPuts(
     (_, attempt) =>
       attempt <= 2 ? { status: 503, body: { error: "S3 upload failed: busy" } } : undefined,
-    urlList(100),
-    ["--max-retries", "1"],
+    urlList(150),
+    ["--max-retries", "1", "--concurrency", "1"],
+    12,
   );
   assert.equal(result.code, 0, result.stderr);
   assert.equal(uploads.length, 3, "two for the checkpoint at 100, one final");
@@ -88,5 +99,5 @@ Deno.test("a failed mid-run upload is reported, and the final one makes up for i
     /checkpoint upload to archive\/test\/manifest\.parquet failed: S3 upload failed: busy/,
   );
   assert.match(result.stdout, /^parquet upload: ok \(archive\/test\/manifest\.parquet\)$/m);
-  assert.equal(manifestRows, 100);
+  assert.equal(manifestRows, 150);
 });

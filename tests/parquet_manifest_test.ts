@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { DOWNLOADS_DDL } from "../lib/store.ts";
-import { isoToEpochMicros } from "../lib/parquet.ts";
+import { isoToEpochMicros, MANIFEST_DECOMPRESSORS } from "../lib/parquet.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
 import { runCli } from "./support/cli.ts";
 import { fixture, rowsByUrl } from "./support/fixture.ts";
@@ -12,6 +12,7 @@ async function readManifest(path: string) {
   const bytes = await Deno.readFile(path);
   const rows = await parquetReadObjects({
     file: bytes.buffer,
+    compressors: MANIFEST_DECOMPRESSORS,
     parsers: { timestampFromMicroseconds: (micros: bigint) => micros },
   });
   return { metadata: parquetMetadata(bytes.buffer), rows };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
-import { PERMISSION_FLAGS } from "../tools/permissions.ts";
+import { PERMISSION_FLAGS, V8_FLAGS } from "../tools/permissions.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
@@ -54,7 +54,10 @@ Deno.test("one permission list: the binary, deno task start, the README and main
   const flags = PERMISSION_FLAGS.join(" ");
   assert.ok(!PERMISSION_FLAGS.some((f) => f === "-A" || f === "--allow-all"));
   assert.match(denoJson.tasks.compile, /tools\/compile\.ts/);
-  assert.ok(denoJson.tasks.start.includes(`deno run ${flags} main.ts`), denoJson.tasks.start);
+  assert.ok(
+    denoJson.tasks.start.includes(`deno run ${flags} ${V8_FLAGS} main.ts`),
+    denoJson.tasks.start,
+  );
   assert.ok(README.includes(`deno install --global --name d4c-http-ingestor ${flags} jsr:`));
   const main = Deno.readTextFileSync(new URL("../main.ts", import.meta.url));
   assert.ok(PERMISSION_FLAGS.every((f) => main.includes(f)) && !/\s-A\s/.test(main));

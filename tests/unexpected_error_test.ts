@@ -16,7 +16,7 @@ Deno.test("a database another process keeps locked stops the run with one line, 
       const result = await runCli(files.args(worker));
       assert.equal(result.code, 1);
       assert.deepEqual(lines(result.stderr), [
-        "d4c-http-ingestor: stopped by an unexpected error: database is locked",
+        "d4c-http-ingestor: stopped by an unexpected error: commit failed: database is locked",
       ]);
     } finally {
       holder.exec("ROLLBACK");

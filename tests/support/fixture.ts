@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import type { DownloadRow } from "../../lib/store.ts";
 import type { FakeWorker } from "./fake_worker.ts";
+import { MANIFEST_DECOMPRESSORS } from "../../lib/parquet.ts";
 
 /** Files of one test run. */
 export interface Fixture {
@@ -100,7 +101,7 @@ export async function readManifest(
   const bytes = await Deno.readFile(path);
   const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const metadata = parquetMetadata(file);
-  const rows = await parquetReadObjects({ file });
+  const rows = await parquetReadObjects({ file, compressors: MANIFEST_DECOMPRESSORS });
   return { rows, numRows: Number(metadata.num_rows) };
 }
 
