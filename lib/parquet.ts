@@ -187,11 +187,6 @@ export function manifestRow(row: DownloadRow): ManifestRow {
   };
 }
 
-/** Appends `row` to `columns`, converting the text timestamps to microseconds. */
-export function appendRow(columns: ManifestColumns, row: DownloadRow): void {
-  pushRow(columns, manifestRow(row));
-}
-
 /** Appends an already converted row to `columns`. */
 export function pushRow(columns: ManifestColumns, row: ManifestRow): void {
   for (const name of MANIFEST_COLUMNS) (columns[name] as unknown[]).push(row[name]);

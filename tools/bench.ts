@@ -26,6 +26,10 @@ import { DownloadStore, openDatabase } from "../lib/store.ts";
 import { PERMISSION_FLAGS, V8_FLAGS } from "./permissions.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The operator's permissions, and the variable naming the stats file (lib/bench_stats.ts). */
+const CLI_PERMISSIONS = PERMISSION_FLAGS.map((flag) =>
+  flag.startsWith("--allow-env=") ? `${flag},D4C_INGESTOR_BENCH_STATS` : flag
+);
 const WORKER = new URL("./bench_worker.ts", import.meta.url).pathname;
 const TOKEN = "bench-token";
 const CEILING_MS = 2000;
@@ -141,7 +145,7 @@ interface CliRun {
 async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSION_FLAGS, V8_FLAGS, MAIN, ...args],
+    args: ["run", ...CLI_PERMISSIONS, V8_FLAGS, MAIN, ...args],
     env: { NO_COLOR: "1", D4C_INGESTOR_AUTH_TOKEN: TOKEN, ...env },
     stdin: "null",
     stdout: "piped",
