@@ -61,7 +61,9 @@ scope.onmessage = (event) => {
 async function handle(message: ToCheckpointWorker): Promise<void> {
   switch (message.type) {
     case "open": {
-      const db = openDatabase(message.db);
+      // The opener switches the database to WAL once it is sure to record: until then an
+      // existing database keeps its bytes.
+      const db = openDatabase(message.db, { writeAheadLog: false });
       const builder = new ManifestBuilder(db);
       let kept = 0;
       if (!message.replaceExisting) {

@@ -11,7 +11,6 @@ import { openUrlList, readUrlBatches } from "./url_list.ts";
 import {
   databaseExists,
   type DownloadRow,
-  DownloadStore,
   openDatabase,
   removeDatabase,
   useWriteAheadLog,
@@ -96,7 +95,6 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
   const exporter = new CheckpointWorker();
   let opened = false;
   try {
-    const store = new DownloadStore(db);
     const endpoint: WorkerEndpoint = {
       url: options.workerUrl,
       authToken: options.authToken,
@@ -134,10 +132,14 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       );
       return EXIT.ok;
     }
+    // Opened before anything is recorded: an unreadable manifest is refused with the database as it
+    // was. It reads the database as it is; the skipped rows reach it through commit.
+    await exporter.open({ db: options.db, target, replaceExisting: options.replaceParquet });
+    opened = true;
     const now = new Date().toISOString();
     recording = true;
     useWriteAheadLog(db);
-    store.record(skipped.map(({ url, reason }): DownloadRow => ({
+    await exporter.commit(skipped.map(({ url, reason }): DownloadRow => ({
       url,
       dataset_id: options.datasetId,
       status: "skipped",
@@ -149,9 +151,6 @@ export async function runIngest(options: IngestCommandOptions, output: Output): 
       multipart_part_size: null,
       multipart_number_parts: null,
     })));
-    // Opened only now: it reads the database, skipped rows included.
-    await exporter.open({ db: options.db, target, replaceExisting: options.replaceParquet });
-    opened = true;
     return await send(options, output, workSet, plan, endpoint, exporter, target);
   } finally {
     if (opened) await exporter.close();

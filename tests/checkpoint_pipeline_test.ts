@@ -195,7 +195,8 @@ Deno.test("an unreadable manifest stops the run before anything is sent, unless 
   try {
     const garbage = new TextEncoder().encode("this is not parquet\n");
     await Deno.writeFile(join(tmp.dir, "manifest.parquet"), garbage);
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), urls(5).join("\n"));
+    // An invalid line would be recorded as skipped: not before the manifest is judged.
+    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), [...urls(5), "not a url"].join("\n"));
     const env = { D4C_INGESTOR_AUTH_TOKEN: worker.token };
     const refused = await runCli(cliArgs(tmp.dir, worker.url), { env });
     assert.equal(refused.code, 2);
@@ -203,6 +204,11 @@ Deno.test("an unreadable manifest stops the run before anything is sent, unless 
     assert.equal(refused.stderr.trim().split("\n").length, 1);
     assert.equal(worker.posts().length, 0);
     assert.deepEqual(await Deno.readFile(join(tmp.dir, "manifest.parquet")), garbage);
+    assert.deepEqual(
+      [...Deno.readDirSync(tmp.dir)].map((e) => e.name).sort(),
+      ["manifest.parquet", "urls.txt"],
+      "the database the run created is gone",
+    );
 
     const replaced = await runCli(cliArgs(tmp.dir, worker.url, ["--replace-parquet"]), { env });
     assert.equal(replaced.code, 0, replaced.stderr);
