@@ -12,6 +12,7 @@ import { DEFAULT_WORKER_URL, httpUrl, requireToken, TOKEN_ENV } from "./cli_opti
 import { keyUnderPrefix } from "./object_key.ts";
 import { EXIT } from "./run_ingest.ts";
 import { processOutput } from "./stdio.ts";
+import { formatUpload } from "./summary.ts";
 import { DownloadStore, openExistingDatabase } from "./store.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
@@ -71,13 +72,7 @@ async function exportAction(flags: ExportFlags): Promise<number> {
 /** The report for people, ending with a newline. */
 export function formatExport(report: ExportReport): string {
   const lines = [`parquet: ${report.parquet.path} (${report.parquet.rows} rows)`];
-  if (report.upload !== null) {
-    lines.push(
-      report.upload.ok
-        ? `parquet upload: ok (${report.upload.key})`
-        : `parquet upload: FAILED after ${report.upload.attempts} attempt(s): ${report.upload.error}`,
-    );
-  }
+  if (report.upload !== null) lines.push(formatUpload(report.upload));
   return lines.join("\n") + "\n";
 }
 

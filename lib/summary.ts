@@ -139,12 +139,13 @@ export function formatRunSummary(s: RunSummary): string {
   }
   if (s.parquet.error !== null) lines.push(`parquet: export failed: ${s.parquet.error}`);
   else lines.push(`parquet: ${s.parquet.path} (${s.parquet.rows} rows)`);
-  if (s.upload !== null) {
-    lines.push(
-      s.upload.ok
-        ? `parquet upload: ok (${s.upload.key})`
-        : `parquet upload: FAILED after ${s.upload.attempts} attempt(s): ${s.upload.error}`,
-    );
-  }
+  if (s.upload !== null) lines.push(formatUpload(s.upload));
   return lines.join("\n") + "\n";
+}
+
+/** The line telling where a manifest upload went, or why it failed. */
+export function formatUpload(upload: NonNullable<RunSummary["upload"]>): string {
+  return upload.ok
+    ? `parquet upload: ok (${upload.key})`
+    : `parquet upload: FAILED after ${upload.attempts} attempt(s): ${upload.error}`;
 }
