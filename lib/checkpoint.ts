@@ -10,8 +10,13 @@
  * @module
  */
 
-import { retryDelayMs, type RetryPolicy } from "./retry_policy.ts";
-import { uploadObject, type WorkerEndpoint, type WorkerOutcome } from "./worker_client.ts";
+import type { RetryPolicy } from "./retry_policy.ts";
+import {
+  uploadObject,
+  withRetries,
+  type WorkerEndpoint,
+  type WorkerOutcome,
+} from "./worker_client.ts";
 import { PARQUET_CONTENT_TYPE, UnreadableManifestError, writeFileAtomically } from "./parquet.ts";
 import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
 import { UsageError } from "./errors.ts";
@@ -82,35 +87,17 @@ export async function exportManifest(
  * Uploads `bytes` with PUT, retrying transient failures under `policy`; `signal` aborts the
  * request under way (its outcome is `interrupted`) and any retry still to come.
  */
-export async function uploadWithRetries(
+export function uploadWithRetries(
   endpoint: WorkerEndpoint,
   key: string,
   bytes: Uint8Array<ArrayBuffer> | (() => Promise<ReadableStream<Uint8Array>>),
   policy: RetryPolicy,
   signal?: AbortSignal,
 ): Promise<{ outcome: WorkerOutcome; attempts: number }> {
-  for (let attempt = 1;; attempt++) {
+  return withRetries(policy, async () => {
     const body = typeof bytes === "function" ? await bytes() : bytes;
-    const outcome = await uploadObject(endpoint, key, body, PARQUET_CONTENT_TYPE, signal);
-    if (outcome.ok || !outcome.retryable || attempt > policy.maxRetries) {
-      return { outcome, attempts: attempt };
-    }
-    await sleep(retryDelayMs(policy, attempt, outcome.retryAfterMs), signal);
-  }
-}
-
-/** Waits `ms`, or until `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
+    return await uploadObject(endpoint, key, body, PARQUET_CONTENT_TYPE, signal);
+  }, signal);
 }
 
 /**

@@ -77,6 +77,39 @@ export function uploadObject(
 }
 
 /**
+ * Sends `request` until it succeeds, fails for good, or has been retried `policy.maxRetries`
+ * times, waiting out the policy's delay (or the worker's `Retry-After`) in between. `signal` cuts
+ * a wait short, and no retry follows; aborting the request itself is `request`'s business.
+ */
+export async function withRetries(
+  policy: RetryPolicy,
+  request: () => Promise<WorkerOutcome>,
+  signal?: AbortSignal,
+): Promise<{ outcome: WorkerOutcome; attempts: number }> {
+  for (let attempt = 1;; attempt++) {
+    const outcome = await request();
+    if (outcome.ok || !outcome.retryable || attempt > policy.maxRetries || signal?.aborted) {
+      return { outcome, attempts: attempt };
+    }
+    await sleep(retryDelayMs(policy, attempt, outcome.retryAfterMs), signal);
+  }
+}
+
+/** Waits `ms`, or until `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
  * Proves the worker is reachable and accepts the token, without side effects: a PUT with no
  * `X-S3-Key`, which the worker answers 401 to a bad token and 400 to a good one. A transient
  * failure (network error, 5xx, 429) is retried under `policy`, as a download would be.
@@ -84,21 +117,15 @@ export function uploadObject(
  * @throws {UsageError} when the token is rejected or the worker cannot be reached.
  */
 export async function preflight(endpoint: WorkerEndpoint, policy: RetryPolicy): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    const outcome = await send(endpoint, { method: "PUT", body: "" });
-    if (outcome.httpStatus === 401) throw new UsageError("the worker rejected the token (401)");
-    if (outcome.httpStatus === 400 && outcome.error === "'X-S3-Key' header is required.") return;
-    if (!outcome.retryable || attempt > policy.maxRetries) {
-      throw new UsageError(
-        outcome.httpStatus === null
-          ? `cannot reach the worker at ${endpoint.url}: ${outcome.error}`
-          : `${endpoint.url} does not answer like an ingestor worker ` +
-            `(preflight got HTTP ${outcome.httpStatus})`,
-      );
-    }
-    const delay = retryDelayMs(policy, attempt, outcome.retryAfterMs);
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
+  const { outcome } = await withRetries(policy, () => send(endpoint, { method: "PUT", body: "" }));
+  if (outcome.httpStatus === 401) throw new UsageError("the worker rejected the token (401)");
+  if (outcome.httpStatus === 400 && outcome.error === "'X-S3-Key' header is required.") return;
+  throw new UsageError(
+    outcome.httpStatus === null
+      ? `cannot reach the worker at ${endpoint.url}: ${outcome.error}`
+      : `${endpoint.url} does not answer like an ingestor worker ` +
+        `(preflight got HTTP ${outcome.httpStatus})`,
+  );
 }
 
 /** A request under way: what aborts it, and when it times out. */
