@@ -77,7 +77,7 @@ export async function exportManifest(
       throw error;
     }
   }
-  builder.loadDatabase();
+  await builder.loadDatabase();
   const built = builder.build();
   await writeFileAtomically(path, built.parts);
   return { rows: built.rows, bytes: built.size };

@@ -77,7 +77,7 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
         }
       }
       scope.postMessage({ type: "opened", kept });
-      builder.loadDatabase();
+      await builder.loadDatabase();
       state = { db, store: new DownloadStore(db), builder, target: message.target };
       return;
     }

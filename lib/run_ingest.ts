@@ -273,10 +273,11 @@ async function send(
         onWarning: (message) => progress.log(message),
       },
     );
+    // The final checkpoint runs once every answer is in: none can come while it runs.
+    bench?.dispatching(false);
     clearTimeout(graceTimer);
     final = await checkpoints.finish();
   } finally {
-    bench?.dispatching(false);
     clearTimeout(graceTimer);
     stopListening(listeners);
     progress.stop();

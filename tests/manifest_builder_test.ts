@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { ManifestBuilder } from "../lib/manifest_builder.ts";
 import { type DownloadRow, DownloadStore, openDatabase } from "../lib/store.ts";
+import { parquetMetadata } from "hyparquet";
 import { concatParts, emptyColumns, encodeManifest, manifestRow, pushRow } from "../lib/parquet.ts";
 import { expectedManifest, readManifest } from "./support/manifest.ts";
 
@@ -45,8 +46,8 @@ Deno.test("the manifest equals the table after inserts, in-place updates and sea
   await withDatabase(async (dir, db, store) => {
     const initial = Array.from({ length: 7 }, (_, i) => row(i));
     store.record(initial);
-    const builder = new ManifestBuilder(db, 3);
-    builder.loadDatabase();
+    const builder = new ManifestBuilder(db, { groupRows: 3 });
+    await builder.loadDatabase();
     const feed = (rows: DownloadRow[]) => {
       const rowids = store.record(rows);
       rows.forEach((r, i) => builder.upsert(rowids[i], r));
@@ -83,9 +84,9 @@ Deno.test("rows of an existing manifest that the database lacks are kept; the da
     await Deno.writeFile(path, encodeManifest(other));
     store.record([row(2)]);
 
-    const builder = new ManifestBuilder(db, 2);
+    const builder = new ManifestBuilder(db, { groupRows: 2 });
     assert.equal(await builder.mergeExisting(path), 2);
-    builder.loadDatabase();
+    await builder.loadDatabase();
     const rowids = store.record([row(3), row(4)]);
     builder.upsert(rowids[0], row(3));
     builder.upsert(rowids[1], row(4));
@@ -93,5 +94,51 @@ Deno.test("rows of an existing manifest that the database lacks are kept; the da
     const rows = await built(builder, dir);
     assert.deepEqual(rows, [theirs[0], ...expectedManifest(join(dir, "state.sqlite"))]);
     assert.equal(rows[0].started_at, 1773349200123456n);
+  });
+});
+
+Deno.test("a large database loads on two threads into the same manifest, and stays current", async () => {
+  await withDatabase(async (dir, db, store) => {
+    store.record(Array.from({ length: 50 }, (_, i) => row(i)));
+    const builder = new ManifestBuilder(db, { groupRows: 4, twoThreadsFromRows: 10 });
+    await builder.loadDatabase();
+    const path = join(dir, "built.parquet");
+    await Deno.writeFile(path, concatParts(builder.build()));
+    // Rowids 1–25 are this thread’s (the last group short), 26–49 the helper’s, 50 the tail.
+    const groupRows = parquetMetadata((await Deno.readFile(path)).buffer).row_groups
+      .map((group) => Number(group.num_rows));
+    assert.deepEqual(groupRows, [4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 4, 4, 1]);
+    assert.deepEqual(await readManifest(path), expectedManifest(join(dir, "state.sqlite")));
+
+    // Updates to the short group, to a helper's group and to the tail, and new rows.
+    const changed = [
+      row(24, {
+        status: "failed",
+        http_status: 502,
+        etag: null,
+        error: "Source returned HTTP 503",
+      }),
+      row(30, { etag: "changed-30" }),
+      row(49, { etag: "changed-49" }),
+      ...Array.from({ length: 5 }, (_, i) => row(100 + i)),
+    ];
+    const rowids = store.record(changed);
+    changed.forEach((r, i) => builder.upsert(rowids[i], r));
+    assert.deepEqual(await built(builder, dir), expectedManifest(join(dir, "state.sqlite")));
+  });
+});
+
+Deno.test("text that is not ASCII is written byte for byte", async () => {
+  await withDatabase(async (dir, db, store) => {
+    store.record([
+      row(1),
+      row(2, { url: "https://example.org/tuiles/île-d’orléans.zip", etag: "ü-1" }),
+      row(3, { etag: null }),
+    ]);
+    const builder = new ManifestBuilder(db);
+    await builder.loadDatabase();
+    const rows = await built(builder, dir);
+    assert.equal(rows[1].url, "https://example.org/tuiles/île-d’orléans.zip");
+    assert.deepEqual(rows, expectedManifest(join(dir, "state.sqlite")));
   });
 });

@@ -29,6 +29,12 @@ Deno.test("isoToEpochMicros is exact to the microsecond for every shape stored i
   assert.equal(isoToEpochMicros("2026-03-12T21:00:00"), base);
   assert.equal(isoToEpochMicros(null), null);
   assert.equal(isoToEpochMicros("yesterday"), null);
+  // The worker's format is read a minute at a time: each value must still stand on its own.
+  assert.equal(isoToEpochMicros("2026-03-12T21:01:59.999Z"), base + 119_999_000n);
+  assert.equal(isoToEpochMicros("2026-03-12T21:01:00.001Z"), base + 60_001_000n);
+  assert.equal(isoToEpochMicros("2026-03-12T21:00:00.000Z"), base);
+  assert.equal(isoToEpochMicros("2026-03-12T21:00:0x.000Z"), null);
+  assert.equal(isoToEpochMicros("2026-03-12X21:00:00.000Z"), null);
 });
 
 Deno.test("the manifest has the seed's schema and every value of the database, timestamps to the microsecond", async () => {

@@ -11,13 +11,15 @@ const root = new URL("../", import.meta.url).pathname;
 const args = [...Deno.args];
 if (!args.includes("--output")) args.push("--output", "dist/d4c-http-ingestor");
 const command = new Deno.Command("deno", {
-  // The checkpoint Web Worker is loaded by URL at run time, so it must be named to be embedded.
+  // The Web Workers are loaded by URL at run time, so they must be named to be embedded.
   args: [
     "compile",
     ...PERMISSION_FLAGS,
     V8_FLAGS,
     "--include",
     "lib/checkpoint_worker.ts",
+    "--include",
+    "lib/group_encoder_worker.ts",
     ...args,
     "main.ts",
   ],

@@ -1,0 +1,56 @@
+/**
+ * A second thread for loading a large database into the manifest (manifest_builder.ts): on its
+ * own read-only connection it encodes the full row groups of the rows after a given rowid and
+ * sends each back as it is done, while the thread that started it encodes the rows before.
+ *
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import type { EncodedRowGroup } from "./parquet.ts";
+import { encodeRowGroup } from "./parquet.ts";
+import { readRowRange } from "./manifest_rows.ts";
+
+/** What to encode: groups of `groupRows` rows with rowid above `after`, in the database at `db`. */
+export interface GroupEncoderTask {
+  db: string;
+  after: number;
+  groupRows: number;
+}
+
+/** Messages from the helper: a group, the end (the rows after the last group are left), or why it failed. */
+export type FromGroupEncoder =
+  | { type: "group"; lastRowid: number; encoded: EncodedRowGroup }
+  | { type: "done" }
+  | { type: "failed"; message: string };
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<GroupEncoderTask>) => void) | null;
+  postMessage(message: FromGroupEncoder, transfer?: Transferable[]): void;
+}
+
+const scope = self as unknown as WorkerScope;
+
+scope.onmessage = ({ data: task }) => {
+  try {
+    const db = new DatabaseSync(task.db, { readOnly: true });
+    try {
+      let after = task.after;
+      while (true) {
+        const { rowids, columns } = readRowRange(db, after, Number.MAX_VALUE, task.groupRows);
+        if (rowids.length < task.groupRows) break;
+        after = rowids[rowids.length - 1];
+        const encoded = encodeRowGroup(columns);
+        scope.postMessage({ type: "group", lastRowid: after, encoded }, [encoded.bytes.buffer]);
+      }
+    } finally {
+      db.close();
+    }
+    scope.postMessage({ type: "done" });
+  } catch (error) {
+    scope.postMessage({
+      type: "failed",
+      message: error instanceof Error ? error.message : String(error),
+    });
+  }
+};
