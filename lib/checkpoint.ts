@@ -17,7 +17,13 @@ import {
   type WorkerEndpoint,
   type WorkerOutcome,
 } from "./worker_client.ts";
-import { PARQUET_CONTENT_TYPE, UnreadableManifestError, writeFileAtomically } from "./parquet.ts";
+import {
+  concatParts,
+  type ManifestBytes,
+  PARQUET_CONTENT_TYPE,
+  UnreadableManifestError,
+  writeFileAtomically,
+} from "./parquet.ts";
 import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
 import { UsageError } from "./errors.ts";
 import type { DownloadRow, DownloadStore } from "./store.ts";
@@ -56,7 +62,7 @@ function unreadableMessage(path: string, why: string): string {
 /**
  * Writes the manifest of `store`'s database to `path`, atomically, keeping the rows of an
  * existing manifest there that the database lacks (the database wins for a url both hold).
- * Returns its row count and size in bytes.
+ * Returns what was written.
  *
  * @throws {UsageError} when `path` exists but is not a readable manifest, unless
  * `replaceExisting` is set, in which case it is overwritten with the database's rows alone.
@@ -65,7 +71,7 @@ export async function exportManifest(
   store: DownloadStore,
   path: string,
   { replaceExisting = false }: { replaceExisting?: boolean } = {},
-): Promise<{ rows: number; bytes: number }> {
+): Promise<BuiltManifest> {
   const builder = new ManifestBuilder(store.database);
   if (!replaceExisting) {
     try {
@@ -80,7 +86,7 @@ export async function exportManifest(
   await builder.loadDatabase();
   const built = builder.build();
   await writeFileAtomically(path, built.parts);
-  return { rows: built.rows, bytes: built.size };
+  return built;
 }
 
 /**
@@ -101,20 +107,24 @@ export function uploadWithRetries(
 }
 
 /**
- * Manifests up to this size are uploaded from memory, with a Content-Length; larger ones are
- * streamed from the file (chunked), as sending a buffer makes fetch hold copies of it.
+ * Manifests up to this size are uploaded as one buffer, with a Content-Length; larger ones are
+ * streamed (chunked) from the parts they were built from, as sending a buffer makes fetch hold
+ * copies of it.
  */
 export const STREAM_UPLOAD_BYTES = 8 * 1024 * 1024;
 
-/** Uploads the file at `path` under the target's upload settings. */
-async function uploadFile(
-  path: string,
-  size: number,
+/**
+ * Uploads a built manifest under `upload`'s settings, from memory: the file just written holds
+ * the same bytes, and reading it back would cost each checkpoint a read of the whole manifest.
+ */
+export async function uploadManifest(
+  manifest: ManifestBytes,
   upload: NonNullable<CheckpointTarget["upload"]>,
+  streamFromBytes = STREAM_UPLOAD_BYTES,
 ): Promise<{ outcome: WorkerOutcome; attempts: number }> {
-  const body = size <= STREAM_UPLOAD_BYTES
-    ? await Deno.readFile(path)
-    : async () => (await Deno.open(path, { read: true })).readable;
+  const body = manifest.size <= streamFromBytes
+    ? concatParts(manifest)
+    : () => Promise.resolve(ReadableStream.from(manifest.parts));
   return await uploadWithRetries(upload.endpoint, upload.key, body, upload.policy, upload.signal);
 }
 
@@ -123,12 +133,12 @@ async function uploadFile(
  * building it began (for the export time).
  */
 export async function writeAndUpload(
-  { parts, size, rows }: BuiltManifest,
+  manifest: BuiltManifest,
   target: CheckpointTarget,
   started: number,
 ): Promise<CheckpointResult> {
-  await writeFileAtomically(target.path, parts);
-  return await uploadExported(rows, size, performance.now() - started, target);
+  await writeFileAtomically(target.path, manifest.parts);
+  return await uploadExported(manifest, performance.now() - started, target);
 }
 
 /**
@@ -140,19 +150,19 @@ export async function runCheckpoint(
   target: CheckpointTarget,
 ): Promise<CheckpointResult> {
   const started = performance.now();
-  const { rows, bytes } = await exportManifest(store, target.path);
-  return await uploadExported(rows, bytes, performance.now() - started, target);
+  const manifest = await exportManifest(store, target.path);
+  return await uploadExported(manifest, performance.now() - started, target);
 }
 
 async function uploadExported(
-  rows: number,
-  size: number,
+  manifest: BuiltManifest,
   exportMs: number,
   target: CheckpointTarget,
 ): Promise<CheckpointResult> {
   const at = new Date();
+  const { rows, size } = manifest;
   if (target.upload === null) return { rows, bytes: size, exportMs, at, upload: null };
-  const { outcome, attempts } = await uploadFile(target.path, size, target.upload);
+  const { outcome, attempts } = await uploadManifest(manifest, target.upload);
   return {
     rows,
     bytes: size,

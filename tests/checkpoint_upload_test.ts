@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { uploadManifest } from "../lib/checkpoint.ts";
 import { runCli } from "./support/cli.ts";
+import { startTestWorker } from "./support/local_worker.ts";
 import { type FakeWorker, type PutScript, startFakeWorker } from "./support/fake_worker.ts";
 import { fixture, readManifest, rowsByUrl, urlList } from "./support/fixture.ts";
 
@@ -100,4 +103,41 @@ Deno.test("a failed mid-run upload is reported, and the final one makes up for i
   );
   assert.match(result.stdout, /^parquet upload: ok \(archive\/test\/manifest\.parquet\)$/m);
   assert.equal(manifestRows, 150);
+});
+
+Deno.test("a manifest is uploaded byte for byte from its parts, as one body or streamed", async () => {
+  const worker = await startTestWorker();
+  const fake = startFakeWorker({ token: worker.token });
+  try {
+    const parts = [
+      new Uint8Array([80, 65, 82, 49]),
+      crypto.getRandomValues(new Uint8Array(60_000)),
+    ];
+    const manifest = { parts, size: 60_004 };
+    const expected = new Uint8Array([...parts[0], ...parts[1]]);
+    const policy = { maxRetries: 0, baseDelayMs: 1, maxDelayMs: 1 };
+    for (
+      const [key, streamFromBytes] of [["whole.parquet", 1_000_000], [
+        "streamed.parquet",
+        10,
+      ]] as const
+    ) {
+      for (const url of [worker.url, fake.url]) {
+        const endpoint = { url, authToken: worker.token, timeoutMs: 10_000 };
+        const { outcome } = await uploadManifest(
+          manifest,
+          { endpoint, key, policy },
+          streamFromBytes,
+        );
+        assert.ok(outcome.ok, outcome.error ?? "");
+      }
+      assert.deepEqual(await Deno.readFile(join(worker.store, key)), expected);
+    }
+    // A whole body says its length; a streamed one is sent chunked.
+    const lengths = fake.puts().map((put) => put.headers.get("Content-Length"));
+    assert.deepEqual(lengths, ["60004", null]);
+  } finally {
+    await fake.close();
+    await worker.close();
+  }
 });

@@ -7,7 +7,7 @@
  * `--help` and a resume that finds nothing to do.
  *
  * ```sh
- * deno task bench [--n 20000,1000000] [--c 64] [--latency 0] [--keep]
+ * deno task bench [--n 20000,1000000] [--c 64] [--latency 0] [--repeat 1] [--keep]
  * ```
  *
  * Figures the CLI alone knows (checkpoints, export times, dispatch rate with and without a
@@ -41,14 +41,21 @@ const { values } = parseArgs({
     n: { type: "string", default: "20000" },
     c: { type: "string", default: "64" },
     latency: { type: "string", default: "0" },
+    repeat: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
   },
 });
 const sizes = values.n.split(",").map(Number);
 const concurrency = Number(values.c);
 const latencyMs = Number(values.latency);
-if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !(concurrency >= 1)) {
-  console.error("usage: deno task bench [--n 20000[,1000000]] [--c 64] [--latency ms] [--keep]");
+const repeat = Number(values.repeat);
+if (
+  sizes.some((n) => !Number.isInteger(n) || n < 1) || !(concurrency >= 1) ||
+  !Number.isInteger(repeat) || repeat < 1
+) {
+  console.error(
+    "usage: deno task bench [--n 20000[,1000000]] [--c 64] [--latency ms] [--repeat 1] [--keep]",
+  );
   Deno.exit(2);
 }
 
@@ -257,7 +264,11 @@ async function benchOnce(workerUrl: string, n: number): Promise<Record<string, u
 
 const worker = await startWorker();
 try {
-  for (const n of sizes) console.log(JSON.stringify(await benchOnce(worker.url, n)));
+  for (const n of sizes) {
+    for (let run = 0; run < repeat; run++) {
+      console.log(JSON.stringify(await benchOnce(worker.url, n)));
+    }
+  }
 } finally {
   worker.child.kill("SIGTERM");
   await worker.child.status;
