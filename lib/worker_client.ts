@@ -42,6 +42,8 @@ export interface WorkerOutcome {
   retryAfterMs: number | null;
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+
 /** The longest answer body read; the worker's JSON is a few hundred bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -351,6 +353,14 @@ function readSuccessFields(json: Record<string, unknown>, outcome: WorkerOutcome
     const value = json[name];
     if (value !== undefined && value !== null && !Number.isSafeInteger(value)) {
       return `a malformed body: "${name}" is not an integer`;
+    }
+  }
+  // The manifest's multipart columns are int32 (the seed's schema): a row beyond that could be
+  // recorded but never exported.
+  for (const name of ["multipart_part_size", "multipart_number_parts"] as const) {
+    const value = json[name] as number | null | undefined;
+    if (value !== undefined && value !== null && (value < 0 || value > INT32_MAX)) {
+      return `a malformed body: "${name}" is not a 32-bit count`;
     }
   }
   outcome.key = typeof json.key === "string" ? json.key : null;

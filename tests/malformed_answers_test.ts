@@ -29,6 +29,10 @@ const CASES: Record<string, [FakeAnswer, RegExp | null]> = {
     withFields("parts-fraction", { multipart_number_parts: 1.5 }),
     /^worker answered 200 with a malformed body: "multipart_number_parts" is not an integer$/,
   ],
+  "part-size-huge": [
+    withFields("part-size-huge", { multipart_part_size: 5 * 2 ** 30 }),
+    /^worker answered 200 with a malformed body: "multipart_part_size" is not a 32-bit count$/,
+  ],
   "etag-number": [withFields("etag-number", { etag: 5 }), /"etag" is not a string/],
   "key-object": [withFields("key-object", { key: {} }), /"key" is not a string/],
   "started-number": [withFields("started-number", { started_at: 5 }), /"started_at" is not/],
