@@ -53,6 +53,15 @@ export interface CheckpointResult {
 /** Shortest time from one checkpoint's start to the next one's. */
 export const MIN_CHECKPOINT_INTERVAL_MS = 1000;
 
+/**
+ * The average rate, in bytes a second, that mid-run manifest uploads may take: after uploading
+ * a manifest of `size` bytes, the next upload waits at least `size` divided by this. A manifest up
+ * to 2 MiB goes up with every checkpoint; a 19 MiB one (a million URLs) every 10 s or so, with
+ * local checkpoints in between, so that it neither fills the operator's uplink nor keeps the
+ * worker busy receiving it. The final manifest is always uploaded.
+ */
+export const MANIFEST_UPLOAD_BYTES_PER_SECOND = 2 * 1024 * 1024;
+
 /** The message telling the operator that `path` is in the way. */
 function unreadableMessage(path: string, why: string): string {
   return `${path} exists but cannot be merged into: ${why}. ` +
@@ -275,13 +284,13 @@ export class CheckpointWorker {
     return waiting.promise;
   }
 
-  /** Runs a checkpoint of every row committed so far. */
-  checkpoint(): Promise<CheckpointResult> {
+  /** Runs a checkpoint of every row committed so far; `upload` says whether to upload it too. */
+  checkpoint({ upload }: { upload: boolean }): Promise<CheckpointResult> {
     if (this.#failure !== null) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     const waiting = Promise.withResolvers<CheckpointResult>();
     this.#waiting.set(id, waiting);
-    this.#post({ type: "checkpoint", id });
+    this.#post({ type: "checkpoint", id, upload });
     return waiting.promise;
   }
 
@@ -309,13 +318,17 @@ export interface CheckpointObserver {
 /**
  * Serialises checkpoints: at most one runs, requests made meanwhile fold into one more, and the
  * next starts no sooner than {@link MIN_CHECKPOINT_INTERVAL_MS} after the previous one started
- * (or the scheduler was made) nor sooner than the previous one took after it ended.
+ * (or the scheduler was made) nor sooner than the previous one took after it ended. Each says
+ * whether to upload the manifest: the final one always does, others when the upload budget
+ * ({@link MANIFEST_UPLOAD_BYTES_PER_SECOND}) allows.
  */
 export class CheckpointScheduler {
-  readonly #run: () => Promise<CheckpointResult>;
+  readonly #run: (options: { upload: boolean }) => Promise<CheckpointResult>;
   readonly #onResult: (result: CheckpointResult | Error) => void;
   readonly #observer: CheckpointObserver | null;
   readonly #minIntervalMs: number;
+  readonly #uploadBytesPerSecond: number;
+  #lastUpload: { startedAt: number; bytes: number } | null = null;
   #running: Promise<void> | null = null;
   #pending = false;
   #nextStart = 0;
@@ -326,19 +339,25 @@ export class CheckpointScheduler {
   last: CheckpointResult | null = null;
 
   /**
-   * @param run performs one checkpoint.
+   * @param run performs one checkpoint, uploading the manifest when told to.
    * @param onResult told of each checkpoint's result, or of the error that stopped it.
-   * @param options `observer` told of starts and ends; `minIntervalMs` between starts.
+   * @param options `observer` told of starts and ends; `minIntervalMs` between starts;
+   * `uploadBytesPerSecond` the upload budget.
    */
   constructor(
-    run: () => Promise<CheckpointResult>,
+    run: (options: { upload: boolean }) => Promise<CheckpointResult>,
     onResult: (result: CheckpointResult | Error) => void,
-    options: { observer?: CheckpointObserver; minIntervalMs?: number } = {},
+    options: {
+      observer?: CheckpointObserver;
+      minIntervalMs?: number;
+      uploadBytesPerSecond?: number;
+    } = {},
   ) {
     this.#run = run;
     this.#onResult = onResult;
     this.#observer = options.observer ?? null;
     this.#minIntervalMs = options.minIntervalMs ?? MIN_CHECKPOINT_INTERVAL_MS;
+    this.#uploadBytesPerSecond = options.uploadBytesPerSecond ?? MANIFEST_UPLOAD_BYTES_PER_SECOND;
     this.#nextStart = performance.now() + this.#minIntervalMs;
   }
 
@@ -355,7 +374,7 @@ export class CheckpointScheduler {
       if (!this.#pending) break; // finish() took over
       this.#pending = false;
       const started = performance.now();
-      await this.#once();
+      await this.#once(false);
       const took = performance.now() - started;
       this.#nextStart = started + Math.max(this.#minIntervalMs, 2 * took);
     }
@@ -374,11 +393,23 @@ export class CheckpointScheduler {
     });
   }
 
-  async #once(): Promise<CheckpointResult | Error> {
+  /** Whether a mid-run checkpoint starting now may upload, given the last upload's size. */
+  #uploadDue(now: number): boolean {
+    if (this.#lastUpload === null) return true;
+    const wait = Math.max(
+      this.#minIntervalMs,
+      this.#lastUpload.bytes / this.#uploadBytesPerSecond * 1000,
+    );
+    return now - this.#lastUpload.startedAt >= wait;
+  }
+
+  async #once(final: boolean): Promise<CheckpointResult | Error> {
     let result: CheckpointResult | Error;
     this.#observer?.started();
+    const started = performance.now();
     try {
-      result = await this.#run();
+      result = await this.#run({ upload: final || this.#uploadDue(started) });
+      if (result.upload !== null) this.#lastUpload = { startedAt: started, bytes: result.bytes };
       this.last = result;
       this.completed++;
     } catch (error) {
@@ -394,6 +425,6 @@ export class CheckpointScheduler {
     this.#pending = false;
     this.#pause?.resume();
     while (this.#running !== null) await this.#running;
-    return await this.#once();
+    return await this.#once(true);
   }
 }

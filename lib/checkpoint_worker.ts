@@ -18,7 +18,7 @@ import { type DownloadRow, DownloadStore, openDatabase } from "./store.ts";
 export type ToCheckpointWorker =
   | { type: "open"; db: string; target: CheckpointTarget; replaceExisting: boolean }
   | { type: "commit"; id: number; rows: DownloadRow[] }
-  | { type: "checkpoint"; id: number }
+  | { type: "checkpoint"; id: number; upload: boolean }
   | { type: "abort-uploads" }
   | { type: "close" };
 
@@ -107,7 +107,9 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
         scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) });
         return;
       }
-      const upload = target.upload && { ...target.upload, signal: uploads.signal };
+      const upload = message.upload && target.upload !== null
+        ? { ...target.upload, signal: uploads.signal }
+        : null;
       writeAndUpload(built, { ...target, upload }, started).then(
         (result) => scope.postMessage({ type: "checkpoint", id, result }),
         (error) => scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) }),

@@ -210,7 +210,7 @@ async function send(
   let answers = 0;
   const bench = benchRecorderFromEnv(() => answers);
   const checkpoints = new CheckpointScheduler(
-    () => exporter.checkpoint(),
+    (options) => exporter.checkpoint(options),
     (result) => {
       if (result instanceof Error) progress.log(`checkpoint failed: ${result.message}`);
       else {

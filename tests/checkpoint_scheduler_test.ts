@@ -82,3 +82,39 @@ Deno.test("a failed checkpoint is reported and the next one still runs", async (
   assert.ok(!(final instanceof Error));
   assert.equal(scheduler.completed, 1);
 });
+
+/** Whether each of three checkpoints and the final one was told to upload a `bytes` manifest. */
+async function uploadsAsked(bytes: number, uploadBytesPerSecond: number): Promise<boolean[]> {
+  const asked: boolean[] = [];
+  let ended = Promise.withResolvers<void>();
+  const scheduler = new CheckpointScheduler(
+    ({ upload }) => {
+      asked.push(upload);
+      return Promise.resolve({
+        rows: 1,
+        bytes,
+        exportMs: 0,
+        at: new Date(),
+        upload: upload ? { ok: true, error: null, attempts: 1 } : null,
+      });
+    },
+    () => ended.resolve(),
+    { minIntervalMs: 0, uploadBytesPerSecond },
+  );
+  for (let i = 0; i < 3; i++) {
+    ended = Promise.withResolvers<void>();
+    scheduler.request();
+    await ended.promise;
+  }
+  await scheduler.finish();
+  return asked;
+}
+
+Deno.test("a large manifest is uploaded only as the upload budget allows, and always at the end", async () => {
+  // A million bytes at one byte a second: nothing after the first upload until the final one.
+  assert.deepEqual(await uploadsAsked(1_000_000, 1), [true, false, false, true]);
+});
+
+Deno.test("a small manifest is uploaded with every checkpoint", async () => {
+  assert.deepEqual(await uploadsAsked(10, 1e12), [true, true, true, true]);
+});
