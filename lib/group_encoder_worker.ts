@@ -7,8 +7,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import type { EncodedRowGroup } from "./parquet.ts";
-import { encodeRowGroup } from "./parquet.ts";
+import { type EncodedRowGroup, encodeRowGroup } from "./parquet.ts";
 import { readRowRange } from "./manifest_rows.ts";
 
 /** What to encode: groups of `groupRows` rows with rowid above `after`, in the database at `db`. */
@@ -18,7 +17,10 @@ export interface GroupEncoderTask {
   groupRows: number;
 }
 
-/** Messages from the helper: a group, the end (the rows after the last group are left), or why it failed. */
+/**
+ * Messages from the helper: each full group, then the end (the rows after the last full group are
+ * left to the caller), or why it failed.
+ */
 export type FromGroupEncoder =
   | { type: "group"; lastRowid: number; encoded: EncodedRowGroup }
   | { type: "done" }

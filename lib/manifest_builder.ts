@@ -3,11 +3,13 @@
  * the last one rather than the whole table.
  *
  * The database's rows are taken in rowid order (an upsert keeps a row's rowid; a new row gets a
- * larger one) and cut into row groups of {@link ROW_GROUP_ROWS}. A full group is encoded once and
- * its bytes kept; it is re-encoded (from SQLite) only when a row in it is updated. The rows after
- * the last full group (the tail) are held as column buffers fed by the caller, and encoded at each
- * build. Rows of an existing manifest that the database lacks (another dataset's, say) come first,
- * as groups of their own; a row of the database replaces one of them with the same url.
+ * larger one) and cut into row groups of {@link ROW_GROUP_ROWS}. A group is sealed (encoded once
+ * and its bytes kept) as soon as it is full; it is re-encoded (from SQLite) only when a row in it
+ * is updated. (A database loaded on two threads has one short sealed group where the threads'
+ * halves meet.) The rows after the last sealed group (the tail) are held as column buffers fed by
+ * the caller, and encoded at each build. Rows of an existing manifest that the database lacks
+ * (another dataset's, say) come first, as groups of their own; a row of the database replaces one
+ * of them with the same url.
  *
  * @module
  */
@@ -40,7 +42,7 @@ import {
  */
 const TWO_THREADS_FROM_ROWS = 200_000;
 
-/** A full group of database rows: those with rowid in (previous group's last, `lastRowid`]. */
+/** A sealed group of database rows: those with rowid in (previous group's last, `lastRowid`]. */
 interface SealedGroup {
   lastRowid: number;
   encoded: EncodedRowGroup | null;

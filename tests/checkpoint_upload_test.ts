@@ -116,12 +116,8 @@ Deno.test("a manifest is uploaded byte for byte from its parts, as one body or s
     const manifest = { parts, size: 60_004 };
     const expected = new Uint8Array([...parts[0], ...parts[1]]);
     const policy = { maxRetries: 0, baseDelayMs: 1, maxDelayMs: 1 };
-    for (
-      const [key, streamFromBytes] of [["whole.parquet", 1_000_000], [
-        "streamed.parquet",
-        10,
-      ]] as const
-    ) {
+    const cases = [["whole.parquet", 1_000_000], ["streamed.parquet", 10]] as const;
+    for (const [key, streamFromBytes] of cases) {
       for (const url of [worker.url, fake.url]) {
         const endpoint = { url, authToken: worker.token, timeoutMs: 10_000 };
         const { outcome } = await uploadManifest(

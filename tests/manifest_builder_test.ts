@@ -36,6 +36,12 @@ async function withDatabase(
   }
 }
 
+/** The row count of each row group of the manifest `builder` builds now. */
+function groupSizes(builder: ManifestBuilder): number[] {
+  return parquetMetadata(concatParts(builder.build()).buffer).row_groups
+    .map((group) => Number(group.num_rows));
+}
+
 async function built(builder: ManifestBuilder, dir: string) {
   const path = join(dir, "built.parquet");
   await Deno.writeFile(path, concatParts(builder.build()));
@@ -102,13 +108,9 @@ Deno.test("a large database loads on two threads into the same manifest, and sta
     store.record(Array.from({ length: 50 }, (_, i) => row(i)));
     const builder = new ManifestBuilder(db, { groupRows: 4, twoThreadsFromRows: 10 });
     await builder.loadDatabase();
-    const path = join(dir, "built.parquet");
-    await Deno.writeFile(path, concatParts(builder.build()));
     // Rowids 1–25 are this thread’s (the last group short), 26–49 the helper’s, 50 the tail.
-    const groupRows = parquetMetadata((await Deno.readFile(path)).buffer).row_groups
-      .map((group) => Number(group.num_rows));
-    assert.deepEqual(groupRows, [4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 4, 4, 1]);
-    assert.deepEqual(await readManifest(path), expectedManifest(join(dir, "state.sqlite")));
+    assert.deepEqual(groupSizes(builder), [4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 4, 4, 1]);
+    assert.deepEqual(await built(builder, dir), expectedManifest(join(dir, "state.sqlite")));
 
     // Updates to the short group, to a helper's group and to the tail, and new rows.
     const changed = [
@@ -125,6 +127,8 @@ Deno.test("a large database loads on two threads into the same manifest, and sta
     const rowids = store.record(changed);
     changed.forEach((r, i) => builder.upsert(rowids[i], r));
     assert.deepEqual(await built(builder, dir), expectedManifest(join(dir, "state.sqlite")));
+    // The tail filled up with the new rows and was sealed as it did.
+    assert.deepEqual(groupSizes(builder), [4, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 4, 4, 4, 2]);
   });
 });
 
