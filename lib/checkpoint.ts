@@ -24,7 +24,7 @@ import {
   UnreadableManifestError,
   writeFileAtomically,
 } from "./parquet.ts";
-import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
+import { type BuiltManifest, ManifestBuilder, TWO_THREADS_FROM_ROWS } from "./manifest_builder.ts";
 import { UsageError } from "./errors.ts";
 import type { DownloadRow, DownloadStore } from "./store.ts";
 import type { FromCheckpointWorker, ToCheckpointWorker } from "./checkpoint_worker.ts";
@@ -71,7 +71,8 @@ function unreadableMessage(path: string, why: string): string {
 /**
  * Writes the manifest of `store`'s database to `path`, atomically, keeping the rows of an
  * existing manifest there that the database lacks (the database wins for a url both hold).
- * Returns what was written.
+ * A database of {@link TWO_THREADS_FROM_ROWS} rows or more is read on two threads. Returns what
+ * was written.
  *
  * @throws {UsageError} when `path` exists but is not a readable manifest, unless
  * `replaceExisting` is set, in which case it is overwritten with the database's rows alone.
@@ -81,7 +82,9 @@ export async function exportManifest(
   path: string,
   { replaceExisting = false }: { replaceExisting?: boolean } = {},
 ): Promise<BuiltManifest> {
-  const builder = new ManifestBuilder(store.database);
+  const builder = new ManifestBuilder(store.database, {
+    twoThreadsFromRows: TWO_THREADS_FROM_ROWS,
+  });
   if (!replaceExisting) {
     try {
       await builder.mergeExisting(path);

@@ -5,8 +5,8 @@
  * The database's rows are taken in rowid order (an upsert keeps a row's rowid; a new row gets a
  * larger one) and cut into row groups of {@link ROW_GROUP_ROWS}. A group is sealed (encoded once
  * and its bytes kept) as soon as it is full; it is re-encoded (from SQLite) only when a row in it
- * is updated. (A database loaded on two threads has one short sealed group where the threads'
- * halves meet.) The rows after the last sealed group (the tail) are held as column buffers fed by
+ * is updated. (A database loaded on two threads may have one short sealed group where the
+ * threads' halves meet.) The rows after the last sealed group (the tail) are held as column buffers fed by
  * the caller, and encoded at each build. Rows of an existing manifest that the database lacks
  * (another dataset's, say) come first, as groups of their own; a row of the database replaces one
  * of them with the same url.
@@ -37,10 +37,10 @@ import {
 } from "./parquet.ts";
 
 /**
- * Rows from which loading a database is split over two threads: a helper thread takes about
+ * Rows from which a whole export is worth splitting over two threads: a helper thread takes about
  * 0.1 s to start, and loading 200,000 rows takes about 0.5 s on one.
  */
-const TWO_THREADS_FROM_ROWS = 200_000;
+export const TWO_THREADS_FROM_ROWS = 200_000;
 
 /** A sealed group of database rows: those with rowid in (previous group's last, `lastRowid`]. */
 interface SealedGroup {
@@ -74,12 +74,14 @@ export class ManifestBuilder {
 
   /**
    * @param db a connection to the database whose `downloads` table the manifest mirrors.
-   * @param options `groupRows`: rows per row group; `twoThreadsFromRows`: the rowid span from
-   * which {@link loadDatabase} uses a helper thread (both smaller only in tests).
+   * @param options `groupRows`: rows per row group (smaller only in tests); `twoThreadsFromRows`:
+   * the rowid span from which {@link loadDatabase} uses a helper thread, by default never. A run
+   * loads its database while dispatch goes on, where a second thread would only take CPU from
+   * dispatch and add 60–70 MB to a million-row resume; a one-off export is worth it.
    */
   constructor(
     db: DatabaseSync,
-    { groupRows = ROW_GROUP_ROWS, twoThreadsFromRows = TWO_THREADS_FROM_ROWS } = {},
+    { groupRows = ROW_GROUP_ROWS, twoThreadsFromRows = Number.POSITIVE_INFINITY } = {},
   ) {
     this.#db = db;
     this.#groupRows = groupRows;
@@ -156,9 +158,9 @@ export class ManifestBuilder {
    * Takes every row of the database, encoding full groups as it goes so that no more than a
    * group's rows are held at once. Call before the first {@link upsert}.
    *
-   * A large database is loaded on two cores: a helper thread (group_encoder_worker.ts) encodes
-   * the groups of the upper half of the rowids while this one encodes the lower half, whose last
-   * group may then be short.
+   * From `twoThreadsFromRows` rows on, the database is loaded on two cores: a helper thread
+   * (group_encoder_worker.ts) encodes the groups of the upper half of the rowids while this one
+   * encodes the lower half, whose last group may then be short.
    */
   async loadDatabase(): Promise<void> {
     const split = this.#splitForHelper();
