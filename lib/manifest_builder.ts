@@ -76,8 +76,8 @@ export class ManifestBuilder {
    * @param db a connection to the database whose `downloads` table the manifest mirrors.
    * @param options `groupRows`: rows per row group (smaller only in tests); `twoThreadsFromRows`:
    * the rowid span from which {@link loadDatabase} uses a helper thread, by default never. A run
-   * loads its database while dispatch goes on, where a second thread would only take CPU from
-   * dispatch and add 60–70 MB to a million-row resume; a one-off export is worth it.
+   * loads its database while dispatch goes on, where a second thread would compete with dispatch
+   * for the CPU and added 60–70 MB to a million-row resume; a one-off export is worth it.
    */
   constructor(
     db: DatabaseSync,
