@@ -1,18 +1,41 @@
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
-import { startCli } from "./support/live_cli.ts";
-import { startFakeWorker } from "./support/fake_worker.ts";
-import { fixture, integrityCheck, readManifest, rowsByUrl, urlList } from "./support/fixture.ts";
+import { type LiveCli, startCli } from "./support/live_cli.ts";
+import { type FakeWorker, type FakeWorkerOptions, startFakeWorker } from "./support/fake_worker.ts";
+import {
+  type Fixture,
+  fixture,
+  integrityCheck,
+  readManifest,
+  rowsByUrl,
+  urlList,
+} from "./support/fixture.ts";
 
 const CONCURRENCY = 4;
 const URLS = urlList(30);
 
-Deno.test("SIGINT lets in-flight requests finish, sends nothing new, exits 130", async () => {
-  const worker = startFakeWorker({ gated: true });
+/**
+ * Starts a run of `URLS` at `CONCURRENCY` against a fake worker that holds every POST (`worker`
+ * options may say otherwise), with `args` added, and hands it to `test` once `CONCURRENCY`
+ * requests are held there.
+ */
+async function whileHeld(
+  test: (cli: LiveCli, worker: FakeWorker, files: Fixture) => Promise<void>,
+  { worker: options = {}, args = [] }: { worker?: FakeWorkerOptions; args?: string[] } = {},
+): Promise<void> {
+  const worker = startFakeWorker({ gated: true, ...options });
   await using files = await fixture(URLS);
   try {
-    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
+    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY), ...args]));
     await worker.whenHeld(CONCURRENCY);
+    await test(cli, worker, files);
+  } finally {
+    await worker.close();
+  }
+}
+
+Deno.test("SIGINT lets in-flight requests finish, sends nothing new, exits 130", async () => {
+  await whileHeld(async (cli, worker, files) => {
     cli.kill("SIGINT");
     await cli.waitForStderr(/SIGINT: finishing 4 request\(s\) in flight/);
     worker.openGate();
@@ -26,7 +49,7 @@ Deno.test("SIGINT lets in-flight requests finish, sends nothing new, exits 130",
     for (const row of rows.values()) assert.equal(row.status, "success");
     assert.match(result.stdout, /this run: 4 success, 0 failed, 0 skipped, 26 not attempted/);
     assert.equal((await readManifest(`${files.out}.parquet`)).numRows, CONCURRENCY);
-    assert.equal(worker.puts().filter((r) => r.headers.get("X-S3-Key")).length, 1, "final upload");
+    assert.equal(worker.uploads().length, 1, "final upload");
     assert.equal(integrityCheck(files.db), "ok");
 
     const again = await runCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
@@ -34,17 +57,11 @@ Deno.test("SIGINT lets in-flight requests finish, sends nothing new, exits 130",
     const resumed = worker.posts().slice(CONCURRENCY);
     assert.deepEqual(resumed.toSorted(), URLS.slice(CONCURRENCY).toSorted(), "resumed");
     assert.ok([...rowsByUrl(files.db).values()].every((row) => row.status === "success"));
-  } finally {
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("SIGTERM stops the same way and exits 143", async () => {
-  const worker = startFakeWorker({ gated: true });
-  await using files = await fixture(URLS);
-  try {
-    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
-    await worker.whenHeld(CONCURRENCY);
+  await whileHeld(async (cli, worker, files) => {
     cli.kill("SIGTERM");
     await cli.waitForStderr(/SIGTERM: finishing 4 request\(s\) in flight/);
     worker.openGate();
@@ -53,17 +70,11 @@ Deno.test("SIGTERM stops the same way and exits 143", async () => {
     assert.equal(worker.posts().length, CONCURRENCY);
     assert.equal(rowsByUrl(files.db).size, CONCURRENCY);
     assert.match(result.stdout, /this run: 4 success/);
-  } finally {
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("a second signal aborts in-flight requests, recorded as interrupted", async () => {
-  const worker = startFakeWorker({ gated: true });
-  await using files = await fixture(URLS);
-  try {
-    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
-    await worker.whenHeld(CONCURRENCY);
+  await whileHeld(async (cli, worker, files) => {
     cli.kill("SIGINT");
     await cli.waitForStderr(/SIGINT: finishing/);
     cli.kill("SIGINT");
@@ -88,19 +99,11 @@ Deno.test("a second signal aborts in-flight requests, recorded as interrupted", 
     const after = rowsByUrl(files.db);
     assert.equal(after.size, URLS.length);
     assert.ok([...after.values()].every((row) => row.status === "success"));
-  } finally {
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("--grace bounds the wait: requests still running then are interrupted", async () => {
-  const worker = startFakeWorker({ gated: true });
-  await using files = await fixture(URLS);
-  try {
-    const cli = startCli(
-      files.args(worker, ["--concurrency", String(CONCURRENCY), "--grace", "0.2"]),
-    );
-    await worker.whenHeld(CONCURRENCY);
+  await whileHeld(async (cli, _worker, files) => {
     cli.kill("SIGINT");
     const result = await cli.result;
     assert.equal(result.code, 130, result.stderr);
@@ -108,29 +111,18 @@ Deno.test("--grace bounds the wait: requests still running then are interrupted"
     assert.equal(rows.length, CONCURRENCY);
     assert.ok(rows.every((row) => row.status === "failed" && row.error === "interrupted"));
     assert.match(result.stdout, /^parquet upload: ok \(/m, "--grace does not cut the upload");
-  } finally {
-    await worker.close();
-  }
+  }, { args: ["--grace", "0.2"] });
 });
 
 Deno.test("a URL waiting to retry when SIGINT comes is recorded with its failure, not retried", async () => {
   const [flaky, ...rest] = URLS;
-  const worker = startFakeWorker({
-    gated: (url) => url !== flaky,
-    script: (url) => url === flaky ? { status: 503, body: { error: "busy" } } : undefined,
-  });
-  await using files = await fixture(URLS);
-  try {
-    const cli = startCli(files.args(worker, [
-      "--concurrency",
-      String(CONCURRENCY),
-      "--retry-delay",
-      "600",
-      "--retry-max-delay",
-      "600",
-    ]));
-    // The flaky URL failed and a fourth request took its slot: it is waiting out its delay.
-    await worker.whenHeld(CONCURRENCY);
+  const answers = {
+    gated: (url: string) => url !== flaky,
+    script: (url: string) => url === flaky ? { status: 503, body: { error: "busy" } } : undefined,
+  };
+  const args = ["--retry-delay", "600", "--retry-max-delay", "600"];
+  // Once held, the flaky URL has failed and a fourth request took its slot: it waits out its delay.
+  await whileHeld(async (cli, worker, files) => {
     cli.kill("SIGINT");
     await cli.waitForStderr(/SIGINT: finishing/);
     worker.openGate();
@@ -143,17 +135,11 @@ Deno.test("a URL waiting to retry when SIGINT comes is recorded with its failure
     assert.equal(row.http_status, 503);
     assert.equal(row.error, "busy");
     assert.match(result.stdout, /this run: 4 success, 1 failed/);
-  } finally {
-    await worker.close();
-  }
+  }, { worker: answers, args });
 });
 
 Deno.test("a second signal cuts a hanging manifest upload short; the summary says so", async () => {
-  const worker = startFakeWorker({ gated: true, putScript: () => ({ hang: true }) });
-  await using files = await fixture(URLS);
-  try {
-    const cli = startCli(files.args(worker, ["--concurrency", String(CONCURRENCY)]));
-    await worker.whenHeld(CONCURRENCY);
+  await whileHeld(async (cli, worker, files) => {
     cli.kill("SIGINT");
     await cli.waitForStderr(/SIGINT: finishing/);
     worker.openGate();
@@ -165,7 +151,5 @@ Deno.test("a second signal cuts a hanging manifest upload short; the summary say
     assert.match(result.stdout, /^parquet upload: FAILED after 1 attempt\(s\): interrupted$/m);
     assert.equal((await readManifest(`${files.out}.parquet`)).numRows, CONCURRENCY);
     assert.equal(integrityCheck(files.db), "ok");
-  } finally {
-    await worker.close();
-  }
+  }, { worker: { putScript: () => ({ hang: true }) } });
 });

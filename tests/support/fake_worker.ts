@@ -67,6 +67,8 @@ export interface FakeWorker {
   posts(): string[];
   /** PUT requests. */
   puts(): RecordedRequest[];
+  /** PUT requests with an `X-S3-Key` (uploads, not token checks). */
+  uploads(): RecordedRequest[];
   /** Resolves once `n` POSTs have arrived (in the same task as the `n`th one's arrival). */
   whenPosts(n: number): Promise<void>;
   /** Resolves once `n` PUTs with an `X-S3-Key` (uploads) have arrived. */
@@ -142,6 +144,7 @@ export function startFakeWorker(options: FakeWorkerOptions = {}): FakeWorker {
     maxInFlight: 0,
     posts: () => requests.filter((r) => r.method === "POST").flatMap((r) => r.downloadUrl ?? []),
     puts: () => requests.filter((r) => r.method === "PUT"),
+    uploads: () => requests.filter((r) => r.method === "PUT" && r.headers.has("X-S3-Key")),
     whenPosts: (n) => when(() => postCount >= n),
     whenUploads: (n) => when(() => uploadCount >= n),
     whenHeld: (n) => when(() => (gate?.length ?? 0) >= n),
