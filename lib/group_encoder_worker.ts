@@ -8,7 +8,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { type EncodedRowGroup, encodeRowGroup } from "./parquet.ts";
-import { readRowRange } from "./manifest_rows.ts";
+import { rowRanges } from "./manifest_rows.ts";
 
 /** What to encode: groups of `groupRows` rows with rowid above `after`, in the database at `db`. */
 export interface GroupEncoderTask {
@@ -37,13 +37,13 @@ scope.onmessage = ({ data: task }) => {
   try {
     const db = new DatabaseSync(task.db, { readOnly: true });
     try {
-      let after = task.after;
-      while (true) {
-        const { rowids, columns } = readRowRange(db, after, Number.MAX_VALUE, task.groupRows);
+      for (
+        const { rowids, columns } of rowRanges(db, task.after, Number.MAX_VALUE, task.groupRows)
+      ) {
         if (rowids.length < task.groupRows) break;
-        after = rowids[rowids.length - 1];
         const encoded = encodeRowGroup(columns);
-        scope.postMessage({ type: "group", lastRowid: after, encoded }, [encoded.bytes.buffer]);
+        const lastRowid = rowids[rowids.length - 1];
+        scope.postMessage({ type: "group", lastRowid, encoded }, [encoded.bytes.buffer]);
       }
     } finally {
       db.close();

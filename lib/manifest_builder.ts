@@ -16,7 +16,7 @@
 
 import type { DatabaseSync } from "node:sqlite";
 import type { DownloadRow } from "./store.ts";
-import { readRowRange } from "./manifest_rows.ts";
+import { readRowRange, type RowRange, rowRanges } from "./manifest_rows.ts";
 import type { FromGroupEncoder, GroupEncoderTask } from "./group_encoder_worker.ts";
 import {
   assembleManifest,
@@ -176,20 +176,13 @@ export class ManifestBuilder {
         this.#sealed.push(...await helper);
       }
     }
-    let after = this.#sealed.at(-1)?.lastRowid ?? -Number.MAX_VALUE;
-    while (true) {
-      const { rowids, columns } = readRowRange(this.#db, after, Number.MAX_VALUE, this.#groupRows);
-      if (rowids.length === 0) return;
-      after = rowids[rowids.length - 1];
-      if (rowids.length === this.#groupRows && this.#tailRowids.length === 0) {
-        this.#sealed.push({ lastRowid: after, encoded: encodeRowGroup(columns) });
-        continue;
-      }
-      for (let i = 0; i < rowids.length; i++) {
-        this.#tailRowids.push(rowids[i]);
-        pushRow(this.#tail, rowAt(columns, i));
-        if (this.#tailRowids.length === this.#groupRows) this.#sealTail();
-      }
+    const after = this.#sealed.at(-1)?.lastRowid ?? -Number.MAX_VALUE;
+    for (const range of rowRanges(this.#db, after, Number.MAX_VALUE, this.#groupRows)) {
+      if (range.rowids.length < this.#groupRows) {
+        // Only the last range is short: its rows are the tail.
+        this.#tailRowids = range.rowids;
+        this.#tail = range.columns;
+      } else this.#seal(range);
     }
   }
 
@@ -206,12 +199,11 @@ export class ManifestBuilder {
 
   /** Seals every row with rowid in (`after`, `last`] as groups, the last one possibly short. */
   #sealRange(after: number, last: number): void {
-    while (true) {
-      const { rowids, columns } = readRowRange(this.#db, after, last, this.#groupRows);
-      if (rowids.length === 0) return;
-      after = rowids[rowids.length - 1];
-      this.#sealed.push({ lastRowid: after, encoded: encodeRowGroup(columns) });
-    }
+    for (const range of rowRanges(this.#db, after, last, this.#groupRows)) this.#seal(range);
+  }
+
+  #seal({ rowids, columns }: RowRange): void {
+    this.#sealed.push({ lastRowid: rowids[rowids.length - 1], encoded: encodeRowGroup(columns) });
   }
 
   /** Records that `row` was committed with `rowid`; the next build includes it. */

@@ -50,6 +50,24 @@ export function readRowRange(
 }
 
 /**
+ * The rows of `db` with rowid in (`after`, `last`], in rowid order, `size` at a time: every range
+ * but the last holds exactly `size` rows.
+ */
+export function* rowRanges(
+  db: DatabaseSync,
+  after: number,
+  last: number,
+  size: number,
+): Generator<RowRange> {
+  while (true) {
+    const range = readRowRange(db, after, last, size);
+    if (range.rowids.length > 0) yield range;
+    if (range.rowids.length < size) return;
+    after = range.rowids[range.rowids.length - 1];
+  }
+}
+
+/**
  * `statement`, switched to give each row as an array: for a million rows, 1.5 times as fast as
  * an object each. Deno 2.9 implements Node's `setReturnArrays`, but its node:sqlite types lack it.
  */
