@@ -4,6 +4,7 @@
  *
  * ```sh
  * deno run --allow-net --allow-read --allow-write --allow-env=D4C_INGESTOR_AUTH_TOKEN \
+ *   --allow-sys=setPriority \
  *   jsr:@d4c/http-ingestor --urls urls.txt --dataset-id my-data --db my-data.sqlite \
  *   --out my-data --key-prefix archive/my-data
  * ```

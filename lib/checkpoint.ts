@@ -50,6 +50,13 @@ export interface CheckpointResult {
   upload: { ok: boolean; error: string | null; attempts: number } | null;
 }
 
+/**
+ * The checkpoint thread's nice value on Linux (the dispatch loop's is 0, the lowest 19): on a
+ * machine with no CPU to spare, committing and checkpointing yield to dispatch, and catch up
+ * while it waits on the network. ingest.ts bounds how far commits may fall behind.
+ */
+export const CHECKPOINT_THREAD_NICENESS = 10;
+
 /** Shortest time from one checkpoint's start to the next one's. */
 export const MIN_CHECKPOINT_INTERVAL_MS = 1000;
 

@@ -9,9 +9,15 @@
  */
 
 import type { DatabaseSync } from "node:sqlite";
+import { setPriority } from "node:os";
 import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
 import { UnreadableManifestError } from "./parquet.ts";
-import { type CheckpointResult, type CheckpointTarget, writeAndUpload } from "./checkpoint.ts";
+import {
+  CHECKPOINT_THREAD_NICENESS,
+  type CheckpointResult,
+  type CheckpointTarget,
+  writeAndUpload,
+} from "./checkpoint.ts";
 import { type DownloadRow, DownloadStore, openDatabase } from "./store.ts";
 
 /** Messages to the worker. */
@@ -39,6 +45,7 @@ interface WorkerScope {
 }
 
 const scope = self as unknown as WorkerScope;
+runBehindDispatch();
 let state: {
   db: DatabaseSync;
   store: DownloadStore;
@@ -120,6 +127,19 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
       state?.db.close();
       state = null;
       scope.postMessage({ type: "closed" });
+  }
+}
+
+function runBehindDispatch(): void {
+  // Linux keeps a nice value per thread, and setpriority(who = 0) sets the calling thread's;
+  // elsewhere it would lower the dispatch loop too.
+  if (Deno.build.os !== "linux") return;
+  // Asking first: without --allow-sys=setPriority, calling would prompt or throw.
+  if (Deno.permissions.querySync({ name: "sys", kind: "setPriority" }).state !== "granted") return;
+  try {
+    setPriority(CHECKPOINT_THREAD_NICENESS);
+  } catch {
+    // A sandbox may forbid it; the priority only helps on a busy machine.
   }
 }
 

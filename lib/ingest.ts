@@ -3,7 +3,8 @@
  * retries what can heal, commits each final result before counting it, and asks for a Parquet
  * checkpoint after every 100th success. Results that finish within {@link COMMIT_WINDOW_MS} of
  * each other are handed to `commit` as one batch, which may commit them on another thread, so
- * dispatch never waits for SQLite and a fast worker is not throttled by one transaction per URL.
+ * dispatch does not wait for SQLite (unless it falls {@link MAX_UNCOMMITTED_RESULTS} behind) and a
+ * fast worker is not throttled by one transaction per URL.
  *
  * @module
  */
@@ -26,6 +27,14 @@ export type CommitRows = (rows: DownloadRow[]) => Promise<void>;
  */
 export const COMMIT_WINDOW_MS = 5;
 
+/**
+ * The most results that may wait to be committed. Should commits fall this far behind (a slow
+ * disk, or a machine too busy to give the committing thread its share of the CPU), no request
+ * starts until they catch up, which keeps memory bounded; a run on a healthy machine stays far
+ * below it.
+ */
+export const MAX_UNCOMMITTED_RESULTS = 10_000;
+
 /** Successes between two checkpoints, as in the Python original. */
 export const CHECKPOINT_EVERY = 100;
 
@@ -38,6 +47,8 @@ export interface IngestConfig {
   policy: RetryPolicy;
   /** Paces request starts (`--rate`); without it only `concurrency` limits them. */
   pacer?: Pacer;
+  /** See {@link MAX_UNCOMMITTED_RESULTS} (the default; smaller only in tests). */
+  maxUncommitted?: number;
 }
 
 /** Decides when the next request may start. */
@@ -132,7 +143,9 @@ export function ingest(
 
   const toCommit: { job: Job; outcome: WorkerOutcome }[] = [];
   let commitTimer: ReturnType<typeof setTimeout> | null = null;
-  let committing = 0;
+  /** Results recorded and not yet committed: waiting in `toCommit` or in a commit under way. */
+  let uncommitted = 0;
+  const maxUncommitted = config.maxUncommitted ?? MAX_UNCOMMITTED_RESULTS;
 
   const fail = (error: unknown) => {
     if (finished) return;
@@ -164,10 +177,9 @@ export function ingest(
     commitTimer = null;
     if (toCommit.length === 0) return;
     const batch = toCommit.splice(0);
-    committing++;
     commit(batch.map(({ job, outcome }) => outcomeToRow(job.url, config.datasetId, outcome)))
       .then(() => {
-        committing--;
+        uncommitted -= batch.length;
         count(batch);
         fill();
       }, fail);
@@ -175,6 +187,7 @@ export function ingest(
 
   const record = (job: Job, outcome: WorkerOutcome) => {
     toCommit.push({ job, outcome });
+    uncommitted++;
     commitTimer ??= setTimeout(flush, COMMIT_WINDOW_MS);
   };
 
@@ -218,7 +231,7 @@ export function ingest(
       if (halted()) settleWaiting();
       while (
         !halted() && counters.inFlight < config.concurrency && (ready.length > 0 || !exhausted) &&
-        paceTimer === undefined && paced()
+        uncommitted < maxUncommitted && paceTimer === undefined && paced()
       ) {
         const job = nextJob();
         if (job === undefined) break;
@@ -226,7 +239,7 @@ export function ingest(
       }
       if (counters.inFlight === 0 && waiting.size === 0 && (halted() || exhausted)) {
         flush();
-        if (committing > 0) return;
+        if (uncommitted > 0) return;
         finished = true;
         clearTimeout(paceTimer);
         stop.graceful.removeEventListener("abort", fill);

@@ -6,8 +6,10 @@
  * - read, write: the URL list, the database and the manifest are wherever the operator says.
  * - env: only the token. `NO_COLOR` is read through `Deno.noColor`, which needs no permission;
  *   commander's own colour test (which reads more variables) is switched off in lib/cli.ts.
+ * - sys, only setPriority: the thread that commits and checkpoints runs at a lower priority than
+ *   dispatch (lib/checkpoint_worker.ts). Without it the tool works the same, at equal priority.
  *
- * No --allow-run, --allow-ffi, --allow-sys: nothing needs them.
+ * No --allow-run, --allow-ffi: nothing needs them.
  *
  * @module
  */
@@ -24,4 +26,5 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env=D4C_INGESTOR_AUTH_TOKEN",
+  "--allow-sys=setPriority",
 ];

@@ -19,6 +19,8 @@ export interface CliResult {
 export interface RunOptions {
   env?: Record<string, string>;
   stdin?: string;
+  /** Instead of the binary's permissions (an operator who installed with fewer). */
+  permissions?: readonly string[];
 }
 
 /** Runs `deno run main.ts ...args` to completion. */
@@ -40,7 +42,7 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
  */
 export function spawnCli(args: string[], options: RunOptions = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSION_FLAGS, MAIN, ...args],
+    args: ["run", ...(options.permissions ?? PERMISSION_FLAGS), MAIN, ...args],
     env: { NO_COLOR: "1", ...options.env },
     clearEnv: false,
     stdin: options.stdin === undefined ? "null" : "piped",

@@ -9,6 +9,8 @@ import { type CliResult, type RunOptions, spawnCli } from "./cli.ts";
 
 /** A running CLI. */
 export interface LiveCli {
+  /** The process id. */
+  pid: number;
   /** Sends `signal` to the process. */
   kill(signal: Deno.Signal): void;
   /** Resolves once stderr printed so far matches `pattern`; rejects if it exits first. */
@@ -44,6 +46,7 @@ export function startCli(args: string[], options: RunOptions = {}): LiveCli {
     return { code, stdout, stderr };
   })();
   return {
+    pid: child.pid,
     kill: (signal) => child.kill(signal),
     waitForStderr: (pattern) => {
       if (pattern.test(stderr)) return Promise.resolve();
