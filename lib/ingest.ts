@@ -75,6 +75,20 @@ export interface RunCounters {
   errors: Map<string, number>;
 }
 
+/** The counters of a run that will try `total` URLs, before it starts. */
+export function zeroCounters(total: number): RunCounters {
+  return {
+    total,
+    success: 0,
+    failed: 0,
+    inFlight: 0,
+    retryWaiting: 0,
+    retries: 0,
+    bytes: 0,
+    errors: new Map(),
+  };
+}
+
 /** How the run may be stopped from outside. */
 export interface StopSignals {
   /** Stop taking new URLs; in-flight requests may finish. */

@@ -20,7 +20,7 @@ import { keyUnderPrefix } from "./object_key.ts";
 import { listenForStopSignals, stopListening, type StopSignal } from "./signals.ts";
 import { preflight, type WorkerEndpoint } from "./worker_client.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
-import { ingest, type RunCounters } from "./ingest.ts";
+import { ingest, zeroCounters } from "./ingest.ts";
 import { CheckpointScheduler, type CheckpointTarget, CheckpointWorker } from "./checkpoint.ts";
 import { benchRecorderFromEnv } from "./bench_stats.ts";
 import { ProgressDisplay } from "./progress.ts";
@@ -189,16 +189,7 @@ async function send(
   exporter: CheckpointWorker,
   target: CheckpointTarget,
 ): Promise<number> {
-  const counters: RunCounters = {
-    total: plan.toSend,
-    success: 0,
-    failed: 0,
-    inFlight: 0,
-    retryWaiting: 0,
-    retries: 0,
-    bytes: 0,
-    errors: new Map(),
-  };
+  const counters = zeroCounters(plan.toSend);
   const parquetPath = target.path;
   const uploadKey = target.upload!.key;
   const progress = new ProgressDisplay(counters, {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ingest, type RunCounters } from "../lib/ingest.ts";
+import { ingest, zeroCounters } from "../lib/ingest.ts";
 import type { DownloadRow } from "../lib/store.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
 import { urlList } from "./support/fixture.ts";
@@ -7,19 +7,6 @@ import { urlList } from "./support/fixture.ts";
 const URLS = urlList(40);
 const CONCURRENCY = 3;
 const MAX_UNCOMMITTED = 5;
-
-function freshCounters(): RunCounters {
-  return {
-    total: URLS.length,
-    success: 0,
-    failed: 0,
-    inFlight: 0,
-    retryWaiting: 0,
-    retries: 0,
-    bytes: 0,
-    errors: new Map(),
-  };
-}
 
 Deno.test("no request starts while too many results wait to be committed", async () => {
   const worker = startFakeWorker();
@@ -47,7 +34,7 @@ Deno.test("no request starts while too many results wait to be committed", async
       if (heldRows >= stallsAt) stalled.resolve();
       return promise;
     };
-    const counters = freshCounters();
+    const counters = zeroCounters(URLS.length);
     const never = new AbortController().signal;
     const run = ingest(
       URLS.values(),
