@@ -12,6 +12,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { setPriority } from "node:os";
 import { type BuiltManifest, ManifestBuilder } from "./manifest_builder.ts";
 import { UnreadableManifestError } from "./parquet.ts";
+import { errorMessage } from "./errors.ts";
 import {
   CHECKPOINT_THREAD_NICENESS,
   type CheckpointResult,
@@ -61,7 +62,7 @@ scope.onmessage = (event) => {
   // Not queued: it must reach an upload under way, which the queue may be waiting behind.
   if (message.type === "abort-uploads") return uploads.abort();
   queue = queue.then(() => handle(message)).catch((error) => {
-    scope.postMessage({ type: "crashed", message: messageOf(error) });
+    scope.postMessage({ type: "crashed", message: errorMessage(error) });
   });
 };
 
@@ -94,7 +95,7 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
       try {
         rowids = store.record(message.rows);
       } catch (error) {
-        scope.postMessage({ type: "commit-failed", id: message.id, message: messageOf(error) });
+        scope.postMessage({ type: "commit-failed", id: message.id, message: errorMessage(error) });
         return;
       }
       scope.postMessage({ type: "committed", id: message.id });
@@ -111,7 +112,7 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
       try {
         built = builder.build();
       } catch (error) {
-        scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) });
+        scope.postMessage({ type: "checkpoint-failed", id, message: errorMessage(error) });
         return;
       }
       const upload = message.upload && target.upload !== null
@@ -119,7 +120,8 @@ async function handle(message: ToCheckpointWorker): Promise<void> {
         : null;
       writeAndUpload(built, { ...target, upload }, started).then(
         (result) => scope.postMessage({ type: "checkpoint", id, result }),
-        (error) => scope.postMessage({ type: "checkpoint-failed", id, message: messageOf(error) }),
+        (error) =>
+          scope.postMessage({ type: "checkpoint-failed", id, message: errorMessage(error) }),
       );
       return;
     }
@@ -146,8 +148,4 @@ function runBehindDispatch(): void {
 function opened(): NonNullable<typeof state> {
   if (state === null) throw new Error("the checkpoint worker was not opened");
   return state;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,7 +7,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import denoJson from "../deno.json" with { type: "json" };
-import { UsageError } from "./errors.ts";
+import { messageOf, UsageError } from "./errors.ts";
 import { EXIT, runIngest } from "./run_ingest.ts";
 import { registerServeCommand } from "./serve.ts";
 import type { KeyCollisionMode } from "./work_set.ts";
@@ -216,8 +216,7 @@ export async function runCli(args: string[]): Promise<number> {
     }
     // A failure of the machine (disk full, database locked by another process) or a bug: one line
     // still, and what was committed before it stays committed.
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`d4c-http-ingestor: stopped by an unexpected error: ${message.split("\n")[0]}`);
+    console.error(`d4c-http-ingestor: stopped by an unexpected error: ${messageOf(error)}`);
     return EXIT.someFailed;
   }
 }

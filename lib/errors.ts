@@ -13,3 +13,13 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
+
+/** The message of anything thrown (an `Error`'s message, else the value as text). */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The first line of {@link errorMessage}: what a one-line report shows. */
+export function messageOf(error: unknown): string {
+  return errorMessage(error).split("\n")[0];
+}

@@ -9,6 +9,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { type EncodedRowGroup, encodeRowGroup } from "./parquet.ts";
 import { rowRanges } from "./manifest_rows.ts";
+import { errorMessage } from "./errors.ts";
 
 /** What to encode: groups of `groupRows` rows with rowid above `after`, in the database at `db`. */
 export interface GroupEncoderTask {
@@ -52,7 +53,7 @@ scope.onmessage = ({ data: task }) => {
   } catch (error) {
     scope.postMessage({
       type: "failed",
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     });
   }
 };

@@ -8,6 +8,7 @@
 
 import { dirname, join, resolve, sep } from "node:path";
 import { MultipartEtag } from "./multipart_etag.ts";
+import { messageOf } from "./errors.ts";
 
 /** Name prefix of the temporary files in the root while objects are being written. */
 export const PARTIAL_PREFIX = ".d4c-partial-";
@@ -200,10 +201,4 @@ async function diskStep<T>(step: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw new StoreWriteError("write", messageOf(error));
   }
-}
-
-/** The first line of an error's message. */
-export function messageOf(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0];
 }

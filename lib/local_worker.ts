@@ -8,7 +8,8 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { objectKey } from "./object_key.ts";
-import { LocalStore, messageOf, type StoredObject, StoreWriteError } from "./local_store.ts";
+import { LocalStore, type StoredObject, StoreWriteError } from "./local_store.ts";
+import { messageOf } from "./errors.ts";
 import { PART_SIZE } from "./multipart_etag.ts";
 
 /** How the local worker is set up. */

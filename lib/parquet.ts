@@ -15,6 +15,7 @@ import { parquetMetadata, parquetRead, parquetReadObjects } from "hyparquet";
 import type { FileMetaData, RowGroup, SchemaElement } from "hyparquet";
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import type { DownloadRow } from "./store.ts";
+import { messageOf } from "./errors.ts";
 
 /** MIME type of the uploaded manifest. */
 export const PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet";
@@ -540,10 +541,6 @@ function coerceRow(row: Record<string, unknown>): ManifestRow {
     multipart_part_size: int(row.multipart_part_size),
     multipart_number_parts: int(row.multipart_number_parts),
   };
-}
-
-function messageOf(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { UsageError } from "./errors.ts";
+import { errorMessage, UsageError } from "./errors.ts";
 
 /** The Python original's DDL, verbatim: existing users' databases have exactly this shape. */
 export const DOWNLOADS_DDL = `
@@ -85,7 +85,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): DatabaseS
   try {
     db = new DatabaseSync(path);
   } catch (error) {
-    throw new UsageError(`--db ${path}: cannot open or create it (${messageOf(error)})`);
+    throw new UsageError(`--db ${path}: cannot open or create it (${errorMessage(error)})`);
   }
   try {
     checkDownloadsShape(db, path);
@@ -100,7 +100,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): DatabaseS
   } catch (error) {
     db.close();
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`--db ${path}: ${messageOf(error)}`);
+    throw new UsageError(`--db ${path}: ${errorMessage(error)}`);
   }
   return db;
 }
@@ -120,7 +120,7 @@ export function databaseExists(path: string): boolean {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
-    throw new UsageError(`--db ${path}: ${messageOf(error)}`);
+    throw new UsageError(`--db ${path}: ${errorMessage(error)}`);
   }
 }
 
@@ -154,7 +154,7 @@ function checkDownloadsShape(db: DatabaseSync, path: string): void {
       pk: number;
     }[];
   } catch (error) {
-    throw new UsageError(`--db ${path} is not a SQLite database (${messageOf(error)})`);
+    throw new UsageError(`--db ${path} is not a SQLite database (${errorMessage(error)})`);
   }
   if (columns.length === 0) return;
   const names = new Set(columns.map((c) => c.name));
@@ -167,10 +167,6 @@ function checkDownloadsShape(db: DatabaseSync, path: string): void {
       : "is not keyed by url";
     throw new UsageError(`--db ${path} has a downloads table of another shape (it ${why})`);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Prepared writes and reads on the `downloads` table. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { messageOf, UsageError } from "./errors.ts";
 import {
   isRetryableAnswer,
   parseRetryAfterMs,
@@ -204,7 +204,7 @@ async function send(
     let message: string;
     if (signal?.aborted) message = "interrupted";
     else if (deadline.expired) message = `timed out after ${endpoint.timeoutMs / 1000} s`;
-    else message = `worker request failed: ${networkMessage(error)}`;
+    else message = `worker request failed: ${messageOf(error)}`;
     return {
       ...emptyOutcome(startedAt),
       error: withoutToken(message, endpoint.authToken),
@@ -222,11 +222,6 @@ async function send(
  */
 function withoutToken(text: string, token: string): string {
   return token === "" ? text : text.replaceAll(token, "[token]");
-}
-
-function networkMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0];
 }
 
 function emptyOutcome(startedAt: string): WorkerOutcome {
