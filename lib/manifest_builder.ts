@@ -6,10 +6,10 @@
  * larger one) and cut into row groups of {@link ROW_GROUP_ROWS}. A group is sealed (encoded once
  * and its bytes kept) as soon as it is full; it is re-encoded (from SQLite) only when a row in it
  * is updated. (A database loaded on two threads may have one short sealed group where the
- * threads' halves meet.) The rows after the last sealed group (the tail) are held as column buffers fed by
- * the caller, and encoded at each build. Rows of an existing manifest that the database lacks
- * (another dataset's, say) come first, as groups of their own; a row of the database replaces one
- * of them with the same url.
+ * threads' halves meet.) The rows after the last sealed group (the tail) are held as column
+ * buffers fed by the caller, and encoded at each build. Rows of an existing manifest that the
+ * database lacks (another dataset's, say) come first, as groups of their own; a row of the
+ * database replaces one of them with the same url.
  *
  * @module
  */
@@ -216,7 +216,7 @@ export class ManifestBuilder {
     }
     const last = this.#sealed.at(-1);
     if (last !== undefined && rowid <= last.lastRowid) {
-      this.#sealed[this.#sealedIndexOf(rowid)].encoded = null;
+      this.#sealed[lowerBound(this.#sealed, rowid, (group) => group.lastRowid)].encoded = null;
       return;
     }
     this.#tailEncoded = null;
@@ -233,7 +233,7 @@ export class ManifestBuilder {
       pushRow(this.#tail, values);
       return;
     }
-    const at = lowerBound(rowids, rowid);
+    const at = lowerBound(rowids, rowid, (id) => id);
     if (rowids[at] === rowid) {
       setRow(this.#tail, at, values);
       return;
@@ -243,17 +243,6 @@ export class ManifestBuilder {
     for (const name of MANIFEST_COLUMNS) {
       (tail[name] as unknown[]).splice(at, 0, values[name]);
     }
-  }
-
-  #sealedIndexOf(rowid: number): number {
-    let lo = 0;
-    let hi = this.#sealed.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#sealed[mid].lastRowid < rowid) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   /** Turns the first group's worth of tail rows into a sealed, encoded group. */
@@ -303,13 +292,13 @@ function rowAt(columns: ManifestColumns, index: number): ManifestRow {
   return row as ManifestRow;
 }
 
-/** The first index of sorted `values` whose value is ≥ `target`. */
-function lowerBound(values: number[], target: number): number {
+/** The first index of `items` (sorted by `key`) whose key is ≥ `target`, or `items.length`. */
+function lowerBound<T>(items: T[], target: number, key: (item: T) => number): number {
   let lo = 0;
-  let hi = values.length;
+  let hi = items.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (values[mid] < target) lo = mid + 1;
+    if (key(items[mid]) < target) lo = mid + 1;
     else hi = mid;
   }
   return lo;
