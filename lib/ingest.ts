@@ -53,7 +53,7 @@ export interface IngestConfig {
 
 /** Decides when the next request may start. */
 export interface Pacer {
-  /** Takes the right to start one request now and returns 0, or returns the milliseconds to wait. */
+  /** Takes the right to start one request now and returns 0, or returns the ms to wait. */
   take(): number;
 }
 
@@ -102,7 +102,7 @@ export type IngestEnd = "completed" | "stopped" | "token-rejected";
 
 /** Hooks the caller may attach. */
 export interface IngestHooks {
-  /** Called after a commit that brought the successes past a multiple of {@link CHECKPOINT_EVERY}. */
+  /** Called after a commit that took the successes past a multiple of {@link CHECKPOINT_EVERY}. */
   onCheckpointDue?: () => void;
   /** Called when any request to the worker ends, whatever its outcome (`deno task bench`). */
   onAnswer?: () => void;

@@ -87,8 +87,9 @@ export const MANIFEST_SCHEMA: SchemaElement[] = [
 
 /**
  * How each column is written. Unique strings (url, etag) go as PLAIN bytes without min/max
- * statistics, which would cost a comparison per value and help no query. Low-cardinality columns are dictionary-encoded outright (no sampling); timestamps are
- * delta-encoded, as consecutive results are close in time. The error column is left to
+ * statistics, which would cost a comparison per value and help no query. Low-cardinality columns
+ * are dictionary-encoded outright (no sampling); timestamps are delta-encoded, as consecutive
+ * results are close in time. The error column is left to
  * hyparquet-writer, which dictionary-encodes it when that at least halves it.
  */
 const COLUMN_OPTIONS: Record<string, Partial<ColumnSource>> = {
