@@ -400,15 +400,6 @@ export function concatParts({ parts, size }: ManifestBytes): Uint8Array<ArrayBuf
   return out;
 }
 
-/** Encodes `columns` as a Parquet file, {@link ROW_GROUP_ROWS} rows per row group. */
-export function encodeManifest(columns: ManifestColumns): Uint8Array<ArrayBuffer> {
-  const groups = [];
-  for (let start = 0; start < columns.url.length; start += ROW_GROUP_ROWS) {
-    groups.push(encodeRowGroup(sliceColumns(columns, start, start + ROW_GROUP_ROWS)));
-  }
-  return concatParts(assembleManifest(groups));
-}
-
 /** Why an existing manifest cannot be merged: it is not a Parquet file of our columns. */
 export class UnreadableManifestError extends Error {
   /** @param message what is wrong with the file. */

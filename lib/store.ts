@@ -219,12 +219,6 @@ export class DownloadStore {
     return rowids;
   }
 
-  /** Every row, in rowid order, one at a time. */
-  rows(): IterableIterator<DownloadRow> {
-    return this.#db.prepare(`SELECT ${DOWNLOAD_COLUMNS.join(", ")} FROM downloads ORDER BY rowid`)
-      .iterate() as IterableIterator<DownloadRow>;
-  }
-
   /** The number of rows. */
   count(): number {
     return (this.#db.prepare("SELECT count(*) AS n FROM downloads").get() as { n: number }).n;

@@ -4,8 +4,8 @@ import { DatabaseSync } from "node:sqlite";
 import { parquetMetadata } from "hyparquet";
 import { runCli } from "./support/cli.ts";
 import { startFakeWorker, successBody } from "./support/fake_worker.ts";
-import { expectedManifest, readManifest } from "./support/manifest.ts";
-import { emptyColumns, encodeManifest, manifestRow, pushRow } from "../lib/parquet.ts";
+import { encodeManifest, expectedManifest, readManifest } from "./support/manifest.ts";
+import { emptyColumns, manifestRow, pushRow } from "../lib/parquet.ts";
 
 function urls(n: number, prefix = "https://tiles.example.org/2022"): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}/tile_${String(i).padStart(6, "0")}.tif`);

@@ -4,8 +4,8 @@ import type { DatabaseSync } from "node:sqlite";
 import { ManifestBuilder } from "../lib/manifest_builder.ts";
 import { type DownloadRow, DownloadStore, openDatabase } from "../lib/store.ts";
 import { parquetMetadata } from "hyparquet";
-import { concatParts, emptyColumns, encodeManifest, manifestRow, pushRow } from "../lib/parquet.ts";
-import { expectedManifest, readManifest } from "./support/manifest.ts";
+import { concatParts, emptyColumns, manifestRow, pushRow } from "../lib/parquet.ts";
+import { encodeManifest, expectedManifest, readManifest } from "./support/manifest.ts";
 
 function row(i: number, overrides: Partial<DownloadRow> = {}): DownloadRow {
   return {

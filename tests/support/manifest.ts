@@ -8,7 +8,17 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { parquetReadObjects } from "hyparquet";
-import { MANIFEST_DECOMPRESSORS, type ManifestRow, manifestRow } from "../../lib/parquet.ts";
+import {
+  assembleManifest,
+  concatParts,
+  encodeRowGroup,
+  MANIFEST_DECOMPRESSORS,
+  type ManifestColumns,
+  type ManifestRow,
+  manifestRow,
+  ROW_GROUP_ROWS,
+  sliceColumns,
+} from "../../lib/parquet.ts";
 import { DOWNLOAD_COLUMNS, type DownloadRow } from "../../lib/store.ts";
 
 /** Every row of the manifest at `path`, in file order. */
@@ -36,4 +46,13 @@ export function readDownloads(path: string): DownloadRow[] {
 /** The database's rows as the manifest should hold them. */
 export function expectedManifest(dbPath: string): ManifestRow[] {
   return readDownloads(dbPath).map((row) => ({ ...manifestRow(row) }));
+}
+
+/** `columns` as a whole manifest file, {@link ROW_GROUP_ROWS} rows per row group. */
+export function encodeManifest(columns: ManifestColumns): Uint8Array<ArrayBuffer> {
+  const groups = [];
+  for (let start = 0; start < columns.url.length; start += ROW_GROUP_ROWS) {
+    groups.push(encodeRowGroup(sliceColumns(columns, start, start + ROW_GROUP_ROWS)));
+  }
+  return concatParts(assembleManifest(groups));
 }
