@@ -15,7 +15,7 @@
  */
 
 import type { DatabaseSync } from "node:sqlite";
-import type { DownloadRow } from "./store.ts";
+import { batchInserter, type DownloadRow } from "./store.ts";
 import { readRowRange, type RowRange, rowRanges } from "./manifest_rows.ts";
 import type { FromGroupEncoder, GroupEncoderTask } from "./group_encoder_worker.ts";
 import {
@@ -125,16 +125,10 @@ export class ManifestBuilder {
     db.exec(`DROP TABLE IF EXISTS temp.merge_urls;
       CREATE TEMP TABLE merge_urls (position INTEGER PRIMARY KEY, url TEXT NOT NULL)`);
     try {
-      const insert = db.prepare(
-        `INSERT INTO merge_urls (position, url) VALUES ${Array(100).fill("(?, ?)").join(", ")}`,
-      );
-      const insertOne = db.prepare("INSERT INTO merge_urls (position, url) VALUES (?, ?)");
+      const insert = batchInserter(db, "merge_urls (position, url)", 2);
       db.exec("BEGIN");
-      let i = 0;
-      for (; i + 100 <= urls.length; i += 100) {
-        insert.run(...urls.slice(i, i + 100).flatMap((url, j) => [i + j, url]));
-      }
-      for (; i < urls.length; i++) insertOne.run(i, urls[i]);
+      urls.forEach((url, position) => insert.add(position, url));
+      insert.flush();
       db.exec("COMMIT");
       db.exec("CREATE INDEX temp.merge_urls_url ON merge_urls (url)");
       const rows = db.prepare(`SELECT m.position AS position

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { errorMessage, UsageError } from "./errors.ts";
 
 /** The Python original's DDL, verbatim: existing users' databases have exactly this shape. */
@@ -167,6 +167,43 @@ function checkDownloadsShape(db: DatabaseSync, path: string): void {
       : "is not keyed by url";
     throw new UsageError(`--db ${path} has a downloads table of another shape (it ${why})`);
   }
+}
+
+/** Rows per statement in a {@link batchInserter}: one statement per row costs twice as much. */
+const ROWS_PER_INSERT = 100;
+
+/** Collects rows for one table and inserts them {@link ROWS_PER_INSERT} to a statement. */
+export interface BatchInserter {
+  /** Adds a row; a full batch is inserted at once. */
+  add(...row: SQLInputValue[]): void;
+  /** Inserts the rows added since the last full batch. */
+  flush(): void;
+}
+
+/**
+ * A {@link BatchInserter} into `into` (`table (column, …)`), whose rows have `width` values: for
+ * the many rows staged in temporary tables (a URL list, an existing manifest's urls).
+ */
+export function batchInserter(db: DatabaseSync, into: string, width: number): BatchInserter {
+  const row = `(${Array(width).fill("?").join(", ")})`;
+  const many = db.prepare(
+    `INSERT INTO ${into} VALUES ${Array(ROWS_PER_INSERT).fill(row).join(", ")}`,
+  );
+  const one = db.prepare(`INSERT INTO ${into} VALUES ${row}`);
+  const values: SQLInputValue[] = [];
+  return {
+    add(...row) {
+      values.push(...row);
+      if (values.length === ROWS_PER_INSERT * width) {
+        many.run(...values);
+        values.length = 0;
+      }
+    },
+    flush() {
+      for (let i = 0; i < values.length; i += width) one.run(...values.slice(i, i + width));
+      values.length = 0;
+    },
+  };
 }
 
 /** Prepared writes and reads on the `downloads` table. */

@@ -9,6 +9,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { invalidParsedReason } from "./url_list.ts";
 import { objectName } from "./object_key.ts";
+import { batchInserter } from "./store.ts";
 
 /** What to do when two URLs would be stored at the same object key. */
 export type KeyCollisionMode = "refuse" | "skip" | "allow";
@@ -62,7 +63,6 @@ function classifyEntry(entry: string): { name: string | null; reason: string | n
 }
 
 const BATCH = 10_000;
-const INSERT_ROWS = 100;
 const PAGE = 1_000;
 
 /** The operator's list, staged in a temporary table of the database's connection. */
@@ -96,16 +96,7 @@ export class WorkSet {
         seq INTEGER PRIMARY KEY, url TEXT NOT NULL, name TEXT, invalid_reason TEXT,
         to_send INTEGER NOT NULL DEFAULT 0)`);
     const set = new WorkSet(db);
-    // Rows go in a batch of INSERT_ROWS per statement: one call per row costs twice as much.
-    const insertMany = db.prepare(
-      `INSERT INTO listed (url, name, invalid_reason, to_send) VALUES ${
-        Array(INSERT_ROWS).fill("(?, ?, ?, ?)").join(", ")
-      }`,
-    );
-    const insertOne = db.prepare(
-      "INSERT INTO listed (url, name, invalid_reason, to_send) VALUES (?, ?, ?, ?)",
-    );
-    const values: (string | number | null)[] = [];
+    const insert = batchInserter(db, "listed (url, name, invalid_reason, to_send)", 4);
     let total = 0;
     let invalid = 0;
     db.exec("BEGIN");
@@ -114,15 +105,11 @@ export class WorkSet {
         for (const url of typeof item === "string" ? [item] : item) {
           const { name, reason } = classifyEntry(url);
           if (reason !== null) invalid++;
-          values.push(url, name, reason, reason === null ? 1 : 0);
-          if (values.length === INSERT_ROWS * 4) {
-            insertMany.run(...values);
-            values.length = 0;
-          }
+          insert.add(url, name, reason, reason === null ? 1 : 0);
           if (++total % BATCH === 0) db.exec("COMMIT; BEGIN");
         }
       }
-      for (let i = 0; i < values.length; i += 4) insertOne.run(...values.slice(i, i + 4));
+      insert.flush();
       db.exec("COMMIT");
     } catch (error) {
       db.exec("ROLLBACK");
