@@ -1,38 +1,11 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { parquetMetadata } from "hyparquet";
 import { runCli } from "./support/cli.ts";
 import { startFakeWorker, successBody } from "./support/fake_worker.ts";
 import { encodeManifest, expectedManifest, readManifest } from "./support/manifest.ts";
 import { emptyColumns, manifestRow, pushRow } from "../lib/parquet.ts";
-
-function urls(n: number, prefix = "https://tiles.example.org/2022"): string[] {
-  return Array.from({ length: n }, (_, i) => `${prefix}/tile_${String(i).padStart(6, "0")}.tif`);
-}
-
-async function tempDir(): Promise<{ dir: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const dir = await Deno.makeTempDir();
-  return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
-}
-
-function cliArgs(dir: string, workerUrl: string, extra: string[] = []): string[] {
-  return [
-    "--urls",
-    join(dir, "urls.txt"),
-    "--dataset-id",
-    "ds-b",
-    "--worker-url",
-    workerUrl,
-    "--db",
-    join(dir, "state.sqlite"),
-    "--out",
-    join(dir, "manifest"),
-    "--log-interval",
-    "60",
-    ...extra,
-  ];
-}
+import { fixture, urlList } from "./support/fixture.ts";
 
 /**
  * A loopback worker that answers POSTs after `delayMs` and keeps every uploaded manifest, noting
@@ -69,6 +42,7 @@ function startRecordingWorker(delayMs: number) {
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}/`,
+    token: "test-token",
     uploads,
     state,
     close: () => server.shutdown(),
@@ -76,17 +50,14 @@ function startRecordingWorker(delayMs: number) {
 }
 
 Deno.test("after many folded checkpoints the manifest equals the table; uploads never overlap", async () => {
-  await using tmp = await tempDir();
+  await using files = await fixture(urlList(3000));
   const worker = startRecordingWorker(8);
   try {
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), urls(3000).join("\n"));
-    const run = await runCli(cliArgs(tmp.dir, worker.url, ["--concurrency", "8"]), {
-      env: { D4C_INGESTOR_AUTH_TOKEN: "test-token" },
-    });
+    const run = await runCli(files.args(worker, ["--concurrency", "8"]));
     assert.equal(run.code, 0, run.stderr);
-    const manifest = await readManifest(join(tmp.dir, "manifest.parquet"));
+    const manifest = await readManifest(`${files.out}.parquet`);
     assert.equal(manifest.length, 3000);
-    assert.deepEqual(manifest, expectedManifest(join(tmp.dir, "state.sqlite")));
+    assert.deepEqual(manifest, expectedManifest(files.db));
     // 30 checkpoints fell due; fewer ran, one at a time, each seeing at least the rows before.
     assert.ok(
       worker.uploads.length >= 2 && worker.uploads.length < 30,
@@ -102,21 +73,18 @@ Deno.test("after many folded checkpoints the manifest equals the table; uploads 
 });
 
 Deno.test("every result of a 100,000-URL run is committed and in the manifest", async () => {
-  await using tmp = await tempDir();
+  await using files = await fixture(urlList(100_000));
   const worker = startFakeWorker();
   try {
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), urls(100_000).join("\n"));
-    const run = await runCli(cliArgs(tmp.dir, worker.url, ["--concurrency", "64"]), {
-      env: { D4C_INGESTOR_AUTH_TOKEN: worker.token },
-    });
+    const run = await runCli(files.args(worker, ["--concurrency", "64"]));
     assert.equal(run.code, 0, run.stderr);
     assert.equal(worker.posts().length, 100_000);
-    const db = new DatabaseSync(join(tmp.dir, "state.sqlite"), { readOnly: true });
+    const db = new DatabaseSync(files.db, { readOnly: true });
     const { n } = db.prepare("SELECT count(*) AS n FROM downloads WHERE status = 'success'")
       .get() as { n: number };
     db.close();
     assert.equal(n, 100_000);
-    const manifest = await readManifest(join(tmp.dir, "manifest.parquet"));
+    const manifest = await readManifest(`${files.out}.parquet`);
     assert.equal(new Set(manifest.map((r) => r.url)).size, 100_000);
     assert.ok(manifest.every((r) => r.status === "success"));
   } finally {
@@ -125,32 +93,26 @@ Deno.test("every result of a 100,000-URL run is committed and in the manifest", 
 });
 
 Deno.test("a re-run with everything archived says there is nothing to do", async () => {
-  await using tmp = await tempDir();
+  await using files = await fixture(urlList(20));
   const worker = startFakeWorker();
   try {
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), urls(20).join("\n"));
-    const env = { D4C_INGESTOR_AUTH_TOKEN: worker.token };
-    assert.equal((await runCli(cliArgs(tmp.dir, worker.url), { env })).code, 0);
-    const before = await Deno.readFile(join(tmp.dir, "manifest.parquet"));
-    const again = await runCli(cliArgs(tmp.dir, worker.url), { env });
+    assert.equal((await runCli(files.args(worker))).code, 0);
+    const before = await Deno.readFile(`${files.out}.parquet`);
+    const again = await runCli(files.args(worker));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /nothing to do/);
     assert.equal(worker.posts().length, 20);
-    assert.deepEqual(await Deno.readFile(join(tmp.dir, "manifest.parquet")), before);
+    assert.deepEqual(await Deno.readFile(`${files.out}.parquet`), before);
   } finally {
     await worker.close();
   }
 });
 
 Deno.test("rows of another dataset already in the manifest are kept; this database wins", async () => {
-  await using tmp = await tempDir();
+  const theirs = Array.from({ length: 5 }, (_, i) => `https://other.example.org/a/other_${i}.tif`);
+  await using files = await fixture([...urlList(10), theirs[0]]);
   const worker = startFakeWorker();
   try {
-    const theirs = Array.from(
-      { length: 5 },
-      (_, i) => `https://other.example.org/a/other_${i}.tif`,
-    );
-    const ours = [...urls(10), theirs[0]];
     const other = emptyColumns();
     for (const url of theirs) {
       pushRow(other, {
@@ -169,19 +131,16 @@ Deno.test("rows of another dataset already in the manifest are kept; this databa
         started_at: 1773349200123456n,
       });
     }
-    await Deno.writeFile(join(tmp.dir, "manifest.parquet"), encodeManifest(other));
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), ours.join("\n"));
-    const run = await runCli(cliArgs(tmp.dir, worker.url), {
-      env: { D4C_INGESTOR_AUTH_TOKEN: worker.token },
-    });
+    await Deno.writeFile(`${files.out}.parquet`, encodeManifest(other));
+    const run = await runCli(files.args(worker));
     assert.equal(run.code, 0, run.stderr);
-    const manifest = await readManifest(join(tmp.dir, "manifest.parquet"));
+    const manifest = await readManifest(`${files.out}.parquet`);
     const kept = manifest.filter((r) => r.dataset_id === "ds-a");
     assert.deepEqual(kept.map((r) => r.url), theirs.slice(1));
     assert.ok(kept.every((r) => r.started_at === 1773349200123456n && r.finished_at === null));
     assert.deepEqual(
-      manifest.filter((r) => r.dataset_id === "ds-b"),
-      expectedManifest(join(tmp.dir, "state.sqlite")),
+      manifest.filter((r) => r.dataset_id !== "ds-a"),
+      expectedManifest(files.db),
     );
     assert.equal(manifest.find((r) => r.url === theirs[0])?.status, "success");
   } finally {
@@ -190,32 +149,27 @@ Deno.test("rows of another dataset already in the manifest are kept; this databa
 });
 
 Deno.test("an unreadable manifest stops the run before anything is sent, unless replaced", async () => {
-  await using tmp = await tempDir();
+  // An invalid line would be recorded as skipped: not before the manifest is judged.
+  await using files = await fixture([...urlList(5), "not a url"]);
   const worker = startFakeWorker();
   try {
     const garbage = new TextEncoder().encode("this is not parquet\n");
-    await Deno.writeFile(join(tmp.dir, "manifest.parquet"), garbage);
-    // An invalid line would be recorded as skipped: not before the manifest is judged.
-    await Deno.writeTextFile(join(tmp.dir, "urls.txt"), [...urls(5), "not a url"].join("\n"));
-    const env = { D4C_INGESTOR_AUTH_TOKEN: worker.token };
-    const refused = await runCli(cliArgs(tmp.dir, worker.url), { env });
+    await Deno.writeFile(`${files.out}.parquet`, garbage);
+    const refused = await runCli(files.args(worker));
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /manifest\.parquet.*--replace-parquet/);
     assert.equal(refused.stderr.trim().split("\n").length, 1);
     assert.equal(worker.posts().length, 0);
-    assert.deepEqual(await Deno.readFile(join(tmp.dir, "manifest.parquet")), garbage);
+    assert.deepEqual(await Deno.readFile(`${files.out}.parquet`), garbage);
     assert.deepEqual(
-      [...Deno.readDirSync(tmp.dir)].map((e) => e.name).sort(),
+      [...Deno.readDirSync(files.dir)].map((e) => e.name).sort(),
       ["manifest.parquet", "urls.txt"],
       "the database the run created is gone",
     );
 
-    const replaced = await runCli(cliArgs(tmp.dir, worker.url, ["--replace-parquet"]), { env });
+    const replaced = await runCli(files.args(worker, ["--replace-parquet"]));
     assert.equal(replaced.code, 0, replaced.stderr);
-    assert.deepEqual(
-      await readManifest(join(tmp.dir, "manifest.parquet")),
-      expectedManifest(join(tmp.dir, "state.sqlite")),
-    );
+    assert.deepEqual(await readManifest(`${files.out}.parquet`), expectedManifest(files.db));
   } finally {
     await worker.close();
   }

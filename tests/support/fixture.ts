@@ -21,7 +21,7 @@ export interface Fixture {
   /** The `--out` stem; the manifest is `${out}.parquet`. */
   out: string;
   /** Flags for a run against `worker`, fast retries, then `extra` (later flags win). */
-  args(worker: FakeWorker, extra?: string[]): string[];
+  args(worker: Pick<FakeWorker, "url" | "token">, extra?: string[]): string[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
