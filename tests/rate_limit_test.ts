@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { TokenBucket } from "../lib/rate_limit.ts";
 import { startFakeWorker } from "./support/fake_worker.ts";
 import { runCli } from "./support/cli.ts";
+import { fixture, urlList } from "./support/fixture.ts";
 
 Deno.test("the token bucket spaces takes 1/rate apart and says how long to wait", () => {
   let now = 0;
@@ -47,30 +48,12 @@ Deno.test("a bad rate is refused", () => {
 });
 
 Deno.test("--rate caps request starts per second at the worker, on top of --concurrency", async () => {
+  await using files = await fixture(urlList(25));
   const worker = startFakeWorker();
-  const dir = await Deno.makeTempDir();
   try {
-    const urls = Array.from({ length: 25 }, (_, i) => `https://example.org/r/${i}.zip`);
-    await Deno.writeTextFile(`${dir}/urls.txt`, urls.join("\n"));
-    const result = await runCli([
-      "--urls",
-      `${dir}/urls.txt`,
-      "--dataset-id",
-      "rate",
-      "--db",
-      `${dir}/rate.sqlite`,
-      "--out",
-      `${dir}/rate`,
-      "--worker-url",
-      worker.url,
-      "--auth-token",
-      worker.token,
-      "--concurrency",
-      "12",
-      "--rate",
-      "10",
-      "--quiet",
-    ]);
+    const result = await runCli(
+      files.args(worker, ["--concurrency", "12", "--rate", "10", "--quiet"]),
+    );
     assert.equal(result.code, 0, result.stderr);
     const arrivals = worker.requests.filter((r) => r.method === "POST").map((r) => r.receivedAt);
     assert.equal(arrivals.length, 25);
@@ -82,6 +65,5 @@ Deno.test("--rate caps request starts per second at the worker, on top of --conc
     assert.ok(most <= 14, `${most} requests arrived within one second`);
   } finally {
     await worker.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
