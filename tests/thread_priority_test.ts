@@ -8,8 +8,14 @@ import { fixture, rowsByUrl, urlList } from "./support/fixture.ts";
 const CONCURRENCY = 2;
 const URLS = urlList(6);
 
-/** The nice values of the threads of process `pid`: its main thread's, and every thread's. */
-function threadNiceness(pid: number): { main: number; all: number[] } {
+/** Nice values of a process's threads: its main thread's, and every thread's. */
+interface Niceness {
+  main: number;
+  all: number[];
+}
+
+/** The nice values of the threads of process `pid`. */
+function threadNiceness(pid: number): Niceness {
   let main = NaN;
   const all = [];
   for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
@@ -29,9 +35,7 @@ function threadNiceness(pid: number): { main: number; all: number[] } {
 }
 
 /** Runs `URLS` with `permissions` and returns its threads' nice values while requests are held. */
-async function nicenessDuringRun(
-  permissions: readonly string[],
-): Promise<{ main: number; all: number[] }> {
+async function nicenessDuringRun(permissions: readonly string[]): Promise<Niceness> {
   const worker = startFakeWorker({ gated: true });
   await using files = await fixture(URLS);
   try {
